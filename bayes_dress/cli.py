@@ -1,0 +1,189 @@
+"""The ``bayes-dress`` command line: parse, call the library, write, say where.
+
+Every user mistake ends in one line on stderr (``error: ...``) and exit status 2; a
+fit whose diagnostics fail exits 1 under ``--strict``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from bayes_dress.config import SAMPLERS, RunConfig, load_config
+from bayes_dress.errors import BayesDressError, SpecError, choices
+from bayes_dress.priors import parse_assignment
+
+EXIT_USER_ERROR = 2
+EXIT_DIAGNOSTICS = 1
+
+
+def user_errors(command):
+    """Turn :class:`BayesDressError` into a one-line message and a non-zero exit."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except BayesDressError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+
+    return wrapper
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        if flag == "--prior":
+            key, rhs = parse_assignment(value)
+        else:
+            key, sep, rhs = (part.strip() for part in value.partition("="))
+            if not sep or not key or not rhs:
+                raise SpecError(f"{flag} '{value}': write it as OUTCOME=NAME, e.g. "
+                                "success=evaluable")
+        pairs[key] = rhs
+    return pairs
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bayes-dress")
+def main():
+    """Bayesian meta-analysis of study-level event counts.
+
+    The bundled data are the two studies of intravenous immunoglobulin (IVIG) for DRESS
+    syndrome (Joly 2012, Sim 2022); --data points any command at your own CSV.
+    """
+
+
+def data_options(command):
+    command = click.option("--exclude", "exclude", multiple=True, metavar="STUDY",
+                           help="Leave a study out (repeatable).")(command)
+    command = click.option("--definition", "definitions", multiple=True,
+                           metavar="OUTCOME=NAME",
+                           help="Use an alternative outcome definition, e.g. "
+                                "success=evaluable (repeatable).")(command)
+    command = click.option("--outcome", "outcomes", multiple=True, metavar="NAME",
+                           help="Outcome to analyse (repeatable). Default: success and "
+                                "severe_ae when the data have them, else every outcome.")(
+        command)
+    command = click.option("--data", "data", type=click.Path(dir_okay=False,
+                                                              path_type=Path),
+                           help="A CSV with at least study,events,total. Default: the "
+                                "bundled DRESS/IVIG table.")(command)
+    return command
+
+
+@main.command()
+@data_options
+@click.option("--model", help="beta_binomial (default), logit_normal, common_effect or "
+                              "independent.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A TOML run spec; flags override it.")
+@click.option("--prior", "priors", multiple=True, metavar="PARAM=DIST(ARGS)",
+              help="Override a prior, e.g. tau=HalfNormal(0.5) or phi=BDA3 (repeatable).")
+@click.option("--draws", type=click.IntRange(min=1), help="Draws per chain [2000].")
+@click.option("--tune", type=click.IntRange(min=0), help="Tuning steps per chain [1000].")
+@click.option("--chains", type=click.IntRange(min=1), help="Chains [4].")
+@click.option("--seed", type=click.IntRange(min=0), help="Random seed [20260101].")
+@click.option("--target-accept", type=click.FloatRange(0.5, 1.0, max_open=True),
+              help="NUTS target acceptance rate [0.95].")
+@click.option("--sampler", type=click.Choice(SAMPLERS), help="MCMC backend [nutpie].")
+@click.option("--threshold", "thresholds", multiple=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Rate for tail probabilities (repeatable) [0.1 0.25 0.5 0.75].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory [results/MODEL-TIMESTAMP].")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--strict", is_flag=True, help="Exit 1 if any diagnostic fails.")
+@user_errors
+def fit(data, outcomes, definitions, exclude, model, config_path, priors, draws, tune,
+        chains, seed, target_accept, sampler, thresholds, out, overwrite, strict):
+    """Fit a model to each outcome and write a run directory."""
+    from bayes_dress.fitting import prepare, run_fit
+    from bayes_dress.headline import format_headline
+    from bayes_dress.outputs import check_destination, default_run_dir, write_run
+
+    config = load_config(config_path) if config_path else RunConfig()
+    changes = {"model": model, "data": data, "outcomes": outcomes or None,
+               "exclude": exclude or None, "thresholds": thresholds or None,
+               "sampler_draws": draws, "sampler_tune": tune, "sampler_chains": chains,
+               "sampler_seed": seed, "sampler_target_accept": target_accept,
+               "sampler_name": sampler}
+    config = config.replace(**{k: v for k, v in changes.items() if v is not None})
+    config = config.replace(priors={**config.priors, **_pairs(priors, "--prior")},
+                            definitions={**config.definitions,
+                                         **_pairs(definitions, "--definition")})
+    prepare(config)  # every input error surfaces before any sampling
+    out = out or default_run_dir(config.model)
+    check_destination(out, overwrite=overwrite)
+    result = run_fit(config)
+    write_run(result, out, overwrite=overwrite)
+    click.echo(format_headline(result))
+    for check in result.failures:
+        click.secho(f"WARNING: {check.message()}", err=True, fg="red", bold=True)
+    click.echo(f"\nResults written to {out}/")
+    if strict and result.failures:
+        click.echo(f"error: {len(result.failures)} diagnostic check(s) failed (--strict)",
+                   err=True)
+        sys.exit(EXIT_DIAGNOSTICS)
+
+
+@main.command("data")
+@data_options
+@user_errors
+def data_command(data, outcomes, definitions, exclude):
+    """Validate a study table and show its counts and provenance."""
+    from bayes_dress.data import check_exclusions, load_table, select_outcome
+
+    table = load_table(data)
+    check_exclusions(table, exclude)
+    defs = _pairs(definitions, "--definition")
+    click.echo(f"{table.path}: {len(table.rows)} rows, {len(table.studies)} studies, "
+               f"outcomes {', '.join(table.outcomes)}  [valid]")
+    for study in table.studies:
+        info = table.study_info.get(study, {})
+        if info:
+            click.echo(f"  {study}: {info.get('design', '')}; n = {info.get('n_enrolled', '?')}")
+    for outcome in outcomes or table.outcomes:
+        selected = select_outcome(table, outcome, definition=defs.get(outcome),
+                                  exclude=exclude)
+        click.echo(f"\n{outcome} (definitions: {', '.join(table.definitions(outcome))})")
+        for row in table.rows:
+            if row.outcome != outcome:
+                continue
+            used = "*" if row in selected.rows else " "
+            count = f"{row.events}/{row.total}" if row.reported else "not reported"
+            click.echo(f" {used} {row.study:<12} {row.definition:<22} {count:<13}"
+                       f"{'primary' if row.primary else ''}")
+            quote = row.extra.get("quote", "")
+            if quote:
+                click.echo(f"      \"{quote}\" ({row.extra.get('location', '')})")
+        for note in selected.notes:
+            click.echo(f"    note: {note}")
+    click.echo("\n* = the count an analysis uses with these options")
+
+
+@main.command("models")
+@user_errors
+def models_command():
+    """List the models, their equations and default priors with rationale."""
+    from bayes_dress.priors import FAMILIES
+    from bayes_dress.spec import model_specs
+
+    for spec in model_specs().values():
+        click.echo(f"{spec.name}: {spec.title}")
+        for equation in spec.equations:
+            click.echo(f"    {equation}")
+        for param in spec.parameters.values():
+            click.echo(f"  {param.name} ~ {param.default}   ({param.description})")
+            click.echo(click.wrap_text(param.rationale, initial_indent="      ",
+                                       subsequent_indent="      ", width=88))
+        click.echo("")
+    click.echo(f"Prior families: {choices(FAMILIES)}")
+
+
+if __name__ == "__main__":
+    main()

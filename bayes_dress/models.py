@@ -1,0 +1,234 @@
+"""The models: PyMC graphs, and the quantities every model reports.
+
+Each model does two things and nothing else:
+
+* :meth:`Model.build` returns a PyMC model for one outcome's counts. Data and prior
+  arguments are ``pm.Data`` containers, so a compiled model can be re-run on new counts
+  or new prior values (the sensitivity sweep does this dozens of times).
+* :meth:`Model.derived` turns draws of the sampled parameters into the reported
+  quantities, with NumPy, for posterior and prior draws alike:
+
+  ``theta[study]``  each study's rate (shrunk, for the hierarchical models)
+  ``mean_rate``     the population mean rate E[theta]
+  ``theta_new``     the rate in a new study (the predictive distribution)
+  ``sd_rates``      the between-study SD of rates
+  plus the model's own heterogeneity parameters (``phi`` and ``kappa``, or ``tau``).
+
+Sampling, output and plotting live elsewhere.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from functools import cache
+
+import numpy as np
+from scipy.special import expit
+
+from bayes_dress.data import OutcomeData
+from bayes_dress.errors import SpecError, choices
+from bayes_dress.priors import Prior
+
+STUDY_DIM = "study"
+#: Reported quantities shared by every model, in reporting order.
+POPULATION_QUANTITIES = ("mean_rate", "theta_new", "sd_rates")
+#: Gauss-Hermite nodes for expectations over the logit-normal; 64 nodes integrate
+#: E[invlogit(mu + tau Z)] to < 1e-9 for tau up to 10 (see tests/test_models.py).
+GAUSS_HERMITE_NODES = 64
+
+Draws = Mapping[str, np.ndarray]
+
+
+@cache
+def _hermite():
+    nodes, weights = np.polynomial.hermite.hermgauss(GAUSS_HERMITE_NODES)
+    return np.sqrt(2.0) * nodes, weights / np.sqrt(np.pi)
+
+
+def logit_normal_moments(mu: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SD of ``invlogit(mu + tau Z)``, ``Z ~ Normal(0, 1)``, by quadrature."""
+    nodes, weights = _hermite()
+    values = expit(np.asarray(mu)[..., None] + np.asarray(tau)[..., None] * nodes)
+    mean = values @ weights
+    second = (values**2) @ weights
+    return mean, np.sqrt(np.maximum(second - mean**2, 0.0))
+
+
+def _data_containers(data: OutcomeData):
+    import pymc as pm
+
+    events = pm.Data("events", data.events, dims=STUDY_DIM)
+    totals = pm.Data("totals", data.totals, dims=STUDY_DIM)
+    return events, totals
+
+
+class Model(ABC):
+    """A model of study-level event counts."""
+
+    #: Name of the model spec in ``models/NAME.toml``.
+    name: str
+    #: Parameters the sampler draws (the posterior group holds them and the derived ones).
+    sampled: tuple[str, ...]
+    #: Sampled parameters with a study dimension.
+    study_level: tuple[str, ...] = ()
+
+    def coords(self, data: OutcomeData) -> dict[str, list[str]]:
+        return {STUDY_DIM: list(data.studies)}
+
+    @abstractmethod
+    def build(self, data: OutcomeData, priors: Mapping[str, Prior]):
+        """The PyMC model for ``data`` under ``priors``."""
+
+    def data_values(self, data: OutcomeData, priors: Mapping[str, Prior]) -> dict:
+        """Values of every ``pm.Data`` container, for re-running a compiled model."""
+        values = {"events": data.events, "totals": data.totals}
+        for name, prior in priors.items():
+            values.update(prior.data_names(name))
+        return values
+
+    def prior_draws(self, priors: Mapping[str, Prior], n_studies: int,
+                    rng: np.random.Generator, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+        """Draws of the sampled parameters from their priors."""
+        draws = {}
+        for name in self.sampled:
+            size = (*shape, n_studies) if name in self.study_level else shape
+            draws[name] = (priors[name].draw(rng, size) if name in priors
+                           else rng.standard_normal(size))
+        return draws
+
+    @abstractmethod
+    def derived(self, draws: Draws, events: np.ndarray, totals: np.ndarray,
+                rng: np.random.Generator, priors: Mapping[str, Prior]) -> dict[str, np.ndarray]:
+        """Reported quantities from draws of the sampled parameters.
+
+        ``events`` and ``totals`` are the counts the draws are conditioned on; prior
+        draws pass zeros, so conditional draws reduce to draws from the prior.
+        """
+
+
+class BetaBinomial(Model):
+    """theta_i ~ Beta(m kappa, (1 - m) kappa), kappa = phi^-2; y_i ~ Binomial(n_i, theta_i)."""
+
+    name = "beta_binomial"
+    sampled = ("m", "phi")
+
+    def build(self, data, priors):
+        import pymc as pm
+
+        with pm.Model(coords=self.coords(data)) as model:
+            events, totals = _data_containers(data)
+            m = priors["m"].add_to_model("m")
+            phi = priors["phi"].add_to_model("phi")
+            kappa = phi**-2
+            pm.BetaBinomial("y", n=totals, alpha=m * kappa, beta=(1 - m) * kappa,
+                            observed=events, dims=STUDY_DIM)
+        return model
+
+    def derived(self, draws, events, totals, rng, priors):
+        m, phi = draws["m"], draws["phi"]
+        kappa = phi**-2.0
+        # Beta parameters underflow to 0 in the far tails of phi; the smallest positive
+        # double keeps NumPy's Beta sampler defined and changes nothing measurable.
+        alpha = np.maximum(m * kappa, np.finfo(float).tiny)
+        beta = np.maximum((1 - m) * kappa, np.finfo(float).tiny)
+        theta = rng.beta(alpha[..., None] + events, beta[..., None] + (totals - events))
+        return {
+            "theta": theta,
+            "mean_rate": m,
+            "theta_new": rng.beta(alpha, beta),
+            "sd_rates": np.sqrt(m * (1 - m) / (kappa + 1)),
+            "kappa": kappa,
+        }
+
+
+class LogitNormal(Model):
+    """logit(theta_i) = mu + tau z_i, z_i ~ Normal(0, 1); y_i ~ Binomial(n_i, theta_i)."""
+
+    name = "logit_normal"
+    sampled = ("mu", "tau", "z")
+    study_level = ("z",)
+
+    def build(self, data, priors):
+        import pymc as pm
+
+        with pm.Model(coords=self.coords(data)) as model:
+            events, totals = _data_containers(data)
+            mu = priors["mu"].add_to_model("mu")
+            tau = priors["tau"].add_to_model("tau")
+            z = pm.Normal("z", 0.0, 1.0, dims=STUDY_DIM)
+            pm.Binomial("y", n=totals, logit_p=mu + tau * z, observed=events, dims=STUDY_DIM)
+        return model
+
+    def derived(self, draws, events, totals, rng, priors):
+        mu, tau, z = draws["mu"], draws["tau"], draws["z"]
+        mean, sd = logit_normal_moments(mu, tau)
+        return {
+            "theta": expit(mu[..., None] + tau[..., None] * z),
+            "mean_rate": mean,
+            "theta_new": expit(mu + tau * rng.standard_normal(mu.shape)),
+            "sd_rates": sd,
+        }
+
+
+class CommonEffect(Model):
+    """One rate for all studies: y_i ~ Binomial(n_i, theta)."""
+
+    name = "common_effect"
+    sampled = ("theta",)
+
+    def build(self, data, priors):
+        import pymc as pm
+
+        with pm.Model(coords=self.coords(data)) as model:
+            events, totals = _data_containers(data)
+            theta = priors["theta"].add_to_model("theta")
+            pm.Binomial("y", n=totals, p=theta, observed=events, dims=STUDY_DIM)
+        return model
+
+    def derived(self, draws, events, totals, rng, priors):
+        theta = draws["theta"]
+        return {
+            "theta": np.repeat(theta[..., None], len(totals), axis=-1),
+            "mean_rate": theta,
+            "theta_new": theta,
+            "sd_rates": np.zeros_like(theta),
+        }
+
+
+class Independent(Model):
+    """No pooling: theta_i ~ prior independently; y_i ~ Binomial(n_i, theta_i)."""
+
+    name = "independent"
+    sampled = ("theta",)
+    study_level = ("theta",)
+
+    def build(self, data, priors):
+        import pymc as pm
+
+        with pm.Model(coords=self.coords(data)) as model:
+            events, totals = _data_containers(data)
+            theta = priors["theta"].add_to_model("theta", dims=STUDY_DIM)
+            pm.Binomial("y", n=totals, p=theta, observed=events, dims=STUDY_DIM)
+        return model
+
+    def derived(self, draws, events, totals, rng, priors):
+        theta = draws["theta"]
+        # No population here: the mean and SD describe the included studies' rates, and
+        # a new study's rate is its prior, which no study informs.
+        return {
+            "mean_rate": theta.mean(axis=-1),
+            "theta_new": priors["theta"].draw(rng, theta.shape[:-1]),
+            "sd_rates": theta.std(axis=-1),
+        }
+
+
+MODELS: dict[str, Model] = {m.name: m for m in (BetaBinomial(), LogitNormal(),
+                                                 CommonEffect(), Independent())}
+
+
+def get_model(name: str) -> Model:
+    """The model called ``name``; the error lists the valid names."""
+    if name not in MODELS:
+        raise SpecError(f"unknown model '{name}'; valid: {choices(MODELS)}")
+    return MODELS[name]

@@ -1,0 +1,177 @@
+"""Writing a run directory, atomically, with what is needed to reproduce it.
+
+Files are written to a hidden sibling directory first and moved into place only when
+every file is complete, so an interrupted run leaves nothing behind, and an existing
+run directory is replaced only when the caller says so (and then only at the very end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from bayes_dress.diagnostics import ESS_PER_CHAIN_MIN, EBFMI_MIN, RHAT_MAX, checks_to_records
+from bayes_dress.errors import OutputError
+from bayes_dress.fitting import FitResult
+from bayes_dress.spec import get_model_spec
+
+#: Packages whose versions are recorded in every manifest.
+RECORDED_PACKAGES = ("bayes-dress", "pymc", "pytensor", "nutpie", "arviz", "arviz-base",
+                     "arviz-stats", "arviz-plots", "numpy", "scipy", "pandas", "xarray",
+                     "netcdf4", "click", "matplotlib")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages a result depends on."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def default_run_dir(model: str, root: str | Path = "results") -> Path:
+    """A new, time-stamped run directory under ``root`` that does not exist yet."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{model}-{stamp}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def check_destination(out: Path, *, overwrite: bool) -> None:
+    """Fail early, before any fitting, if ``out`` cannot be written as asked."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"'{out}' exists and is not a directory")
+    if out.exists() and not overwrite:
+        raise OutputError(f"results directory '{out}' already exists; pass --overwrite to "
+                          "replace it, or choose another --out")
+
+
+@contextlib.contextmanager
+def atomic_directory(out: Path, *, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary directory that becomes ``out`` only if the block succeeds."""
+    check_destination(out, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _json(path: Path, payload) -> None:
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def data_used(result: FitResult) -> pd.DataFrame:
+    """The counts each outcome's fit used, with their provenance."""
+    rows = []
+    for fit in result.fits.values():
+        for row in fit.data.rows:
+            rows.append({"outcome": fit.outcome, "study": row.study,
+                         "definition": row.definition, "primary": row.primary,
+                         "events": row.events, "total": row.total,
+                         "quote": row.extra.get("quote", ""),
+                         "location": row.extra.get("location", "")})
+    return pd.DataFrame(rows)
+
+
+def diagnostics_payload(result: FitResult) -> dict:
+    return {
+        "passed": not result.failures,
+        "thresholds": {"r_hat_max": RHAT_MAX, "ess_per_chain_min": ESS_PER_CHAIN_MIN,
+                       "divergences_max": 0, "tree_depth_saturation_max": 0,
+                       "ebfmi_min": EBFMI_MIN},
+        "outcomes": {o: {"passed": not f.failures, "checks": checks_to_records(f.checks)}
+                     for o, f in result.fits.items()},
+    }
+
+
+def manifest_payload(result: FitResult, files: dict[str, str]) -> dict:
+    config = result.config
+    spec = get_model_spec(config.model)
+    return {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "engine": config.engine,
+        "seed": config.sampler.seed,
+        "config": config.to_dict(),
+        "model": {"name": spec.name, "title": spec.title, "equations": list(spec.equations)},
+        "priors": {name: str(p) for name, p in next(iter(result.fits.values())).priors.items()},
+        "data": {"path": str(result.table.path), "sha256": result.table.sha256},
+        "outcomes": {o: {"studies": list(f.data.studies),
+                         "definitions": list(f.data.definitions),
+                         "events": f.data.events.tolist(), "totals": f.data.totals.tolist(),
+                         "notes": f.notes}
+                     for o, f in result.fits.items()},
+        "packages": package_versions(),
+        "platform": {"system": platform.platform(), "machine": platform.machine(),
+                     "cpu_count": os.cpu_count()},
+        "wall_time_seconds": round(result.wall_time, 3),
+        "files": files,
+    }
+
+
+def write_run(result: FitResult, out: str | Path, *, overwrite: bool = False,
+              plot: Callable[[FitResult, Path], list[Path]] | None = None) -> Path:
+    """Write a complete run directory for ``result``.
+
+    Parameters
+    ----------
+    result : FitResult
+    out : str or Path
+        The run directory. It must not exist unless ``overwrite``.
+    overwrite : bool
+        Replace an existing directory, once the new one is complete.
+    plot : callable, optional
+        ``plot(result, directory) -> paths``; default :func:`bayes_dress.plots.plot_fit`.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    out = Path(out)
+    if plot is None:
+        from bayes_dress.plots import plot_fit as plot
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        result.summary.to_csv(tmp / "summary.csv", index=False)
+        result.probabilities.to_csv(tmp / "probabilities.csv", index=False)
+        data_used(result).to_csv(tmp / "data_used.csv", index=False)
+        for outcome, fit in result.fits.items():
+            fit.tree.to_netcdf(tmp / f"posterior-{outcome}.nc", engine="netcdf4")
+        plot(result, tmp)
+        _json(tmp / "diagnostics.json", diagnostics_payload(result))
+        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        _json(tmp / "manifest.json", manifest_payload(result, files))
+    return out

@@ -1,0 +1,306 @@
+"""Prior distributions as data.
+
+A prior is written the way a statistician writes it, ``HalfNormal(0.5)`` or
+``Beta(alpha=2, beta=8)``, in a TOML spec or on the command line. The text is parsed
+with :mod:`ast` and only numeric literals are accepted: nothing is ever evaluated as
+code. Argument names and their order follow PyMC, so a PyMC user reads them as usual.
+
+One :class:`Prior` serves three consumers, so a prior means the same thing everywhere:
+
+* the PyMC model (:meth:`Prior.add_to_model`), with the prior's arguments held in
+  ``pm.Data`` containers so that a compiled model can be re-run with new prior
+  values without recompiling;
+* the exact engine and the prior-versus-posterior diagnostics (:meth:`Prior.logpdf`,
+  :meth:`Prior.draw`), through SciPy.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from bayes_dress.errors import SpecError, choices
+
+#: Nested supports: a prior whose support lies inside a parameter's support is allowed.
+SUPPORT_ORDER = {"unit": 0, "positive": 1, "real": 2}
+
+
+class _HalfStudentT:
+    """Half-Student-t (folded at zero), which SciPy does not ship."""
+
+    def __init__(self, nu: float, sigma: float):
+        self._t = stats.t(nu, loc=0.0, scale=sigma)
+
+    def logpdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x >= 0, math.log(2.0) + self._t.logpdf(x), -np.inf)
+
+    def ppf(self, q):
+        return self._t.ppf(0.5 + 0.5 * np.asarray(q))
+
+    def rvs(self, size=None, random_state=None):
+        return np.abs(self._t.rvs(size=size, random_state=random_state))
+
+
+@dataclass(frozen=True)
+class Family:
+    """One distribution family: its arguments, support, and PyMC and SciPy versions."""
+
+    name: str
+    arg_names: tuple[str, ...]
+    support: str
+    pymc_name: str | None
+    scipy: Callable[..., Any] | None
+    check: Callable[[Mapping[str, float]], str | None] = lambda a: None
+    proper: bool = True
+    doc: str = ""
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({', '.join(self.arg_names)})"
+
+
+def _positive(*names: str) -> Callable[[Mapping[str, float]], str | None]:
+    def check(args: Mapping[str, float]) -> str | None:
+        bad = [n for n in names if not args[n] > 0]
+        return f"{', '.join(bad)} must be > 0" if bad else None
+
+    return check
+
+
+def _check_uniform(args: Mapping[str, float]) -> str | None:
+    return None if args["lower"] < args["upper"] else "lower must be < upper"
+
+
+def _check_pareto(args: Mapping[str, float]) -> str | None:
+    return _positive("alpha", "m")(args)
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family("Beta", ("alpha", "beta"), "unit", "Beta",
+               lambda alpha, beta: stats.beta(alpha, beta), _positive("alpha", "beta")),
+        Family("Uniform", ("lower", "upper"), "interval", "Uniform",
+               lambda lower, upper: stats.uniform(lower, upper - lower), _check_uniform),
+        Family("Normal", ("mu", "sigma"), "real", "Normal",
+               lambda mu, sigma: stats.norm(mu, sigma), _positive("sigma")),
+        Family("StudentT", ("nu", "mu", "sigma"), "real", "StudentT",
+               lambda nu, mu, sigma: stats.t(nu, mu, sigma), _positive("nu", "sigma")),
+        Family("Cauchy", ("alpha", "beta"), "real", "Cauchy",
+               lambda alpha, beta: stats.cauchy(alpha, beta), _positive("beta")),
+        Family("Logistic", ("mu", "s"), "real", "Logistic",
+               lambda mu, s: stats.logistic(mu, s), _positive("s")),
+        Family("HalfNormal", ("sigma",), "positive", "HalfNormal",
+               lambda sigma: stats.halfnorm(scale=sigma), _positive("sigma")),
+        Family("HalfCauchy", ("beta",), "positive", "HalfCauchy",
+               lambda beta: stats.halfcauchy(scale=beta), _positive("beta")),
+        Family("HalfStudentT", ("nu", "sigma"), "positive", "HalfStudentT",
+               _HalfStudentT, _positive("nu", "sigma")),
+        Family("Exponential", ("lam",), "positive", "Exponential",
+               lambda lam: stats.expon(scale=1.0 / lam), _positive("lam")),
+        Family("Gamma", ("alpha", "beta"), "positive", "Gamma",
+               lambda alpha, beta: stats.gamma(alpha, scale=1.0 / beta),
+               _positive("alpha", "beta")),
+        Family("LogNormal", ("mu", "sigma"), "positive", "LogNormal",
+               lambda mu, sigma: stats.lognorm(s=sigma, scale=math.exp(mu)),
+               _positive("sigma")),
+        Family("InverseGamma", ("alpha", "beta"), "positive", "InverseGamma",
+               lambda alpha, beta: stats.invgamma(alpha, scale=beta),
+               _positive("alpha", "beta")),
+        Family("Pareto", ("alpha", "m"), "positive", "Pareto",
+               lambda alpha, m: stats.pareto(alpha, scale=m), _check_pareto),
+        # Gelman et al., BDA3 section 5.3: p(alpha, beta) ∝ (alpha + beta)^(-5/2), i.e. a
+        # flat prior on m = alpha/(alpha+beta) and on phi = (alpha+beta)^(-1/2). As a prior
+        # on phi alone it is flat on (0, inf): improper, so it is allowed only where a model
+        # declares it, and the exact engine checks that the posterior is proper.
+        Family("BDA3", (), "positive", "HalfFlat", None, proper=False,
+               doc="flat on phi = (alpha+beta)^(-1/2); with m ~ Beta(1, 1) this is "
+                   "BDA3's p(alpha, beta) ∝ (alpha+beta)^(-5/2). Improper."),
+    ]
+}
+
+
+def _format_number(x: float) -> str:
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior distribution: a family and its arguments, by name.
+
+    Parameters
+    ----------
+    family : str
+        A key of :data:`FAMILIES`, e.g. ``"HalfNormal"``.
+    args : dict of str to float
+        The family's arguments by their PyMC names.
+    """
+
+    family: str
+    args: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise SpecError(f"unknown distribution '{self.family}'; valid: "
+                            f"{choices(FAMILIES)}")
+
+    # ---- description -------------------------------------------------------------
+    @property
+    def spec(self) -> Family:
+        return FAMILIES[self.family]
+
+    @property
+    def proper(self) -> bool:
+        return self.spec.proper
+
+    def __str__(self) -> str:
+        inner = ", ".join(f"{k}={_format_number(v)}" for k, v in self.args.items())
+        return f"{self.family}({inner})"
+
+    @property
+    def support_bounds(self) -> tuple[float, float]:
+        kind = self.spec.support
+        if kind == "interval":
+            return (self.args["lower"], self.args["upper"])
+        if kind == "unit":
+            return (0.0, 1.0)
+        if kind == "positive":
+            return (self.args.get("m", 0.0) if self.family == "Pareto" else 0.0, math.inf)
+        return (-math.inf, math.inf)
+
+    def fits_support(self, support: str) -> bool:
+        """Whether every value this prior allows lies in a parameter's ``support``."""
+        lo, hi = self.support_bounds
+        bounds = {"unit": (0.0, 1.0), "positive": (0.0, math.inf),
+                  "real": (-math.inf, math.inf)}[support]
+        return bounds[0] <= lo and hi <= bounds[1]
+
+    # ---- SciPy side ----------------------------------------------------------------
+    def frozen(self):
+        """The SciPy distribution (``logpdf``, ``ppf``, ``rvs``); ``None`` if improper."""
+        if self.spec.scipy is None:
+            return None
+        return self.spec.scipy(**self.args)
+
+    def logpdf(self, x):
+        """Log density at ``x`` (up to a constant for an improper prior)."""
+        x = np.asarray(x, dtype=float)
+        dist = self.frozen()
+        if dist is None:
+            return np.where(x > 0, 0.0, -np.inf)
+        return dist.logpdf(x)
+
+    def draw(self, rng: np.random.Generator, size) -> np.ndarray:
+        """Draws from the prior; an improper prior has none."""
+        dist = self.frozen()
+        if dist is None:
+            raise SpecError(f"{self} is improper: it has no prior draws")
+        return np.asarray(dist.rvs(size=size, random_state=rng), dtype=float)
+
+    # ---- PyMC side -------------------------------------------------------------------
+    def data_names(self, parameter: str) -> dict[str, float]:
+        """Names and values of the ``pm.Data`` containers holding this prior's arguments."""
+        return {f"prior__{parameter}__{arg}": float(v) for arg, v in self.args.items()}
+
+    def add_to_model(self, parameter: str, **kwargs):
+        """Add ``parameter ~ this prior`` to the PyMC model in context and return it.
+
+        The arguments live in ``pm.Data`` so nutpie can swap them without recompiling.
+        """
+        import pymc as pm
+
+        dist = getattr(pm, self.spec.pymc_name)
+        args = {name.rsplit("__", 1)[-1]: pm.Data(name, value)
+                for name, value in self.data_names(parameter).items()}
+        return dist(parameter, **args, **kwargs)
+
+
+def parse_prior(text: str, *, parameter: str | None = None) -> Prior:
+    """Parse ``"HalfNormal(0.5)"``, ``"Beta(alpha=1, beta=1)"`` or ``"BDA3"`` safely.
+
+    Parameters
+    ----------
+    text : str
+        The prior as written by the user.
+    parameter : str, optional
+        The parameter it is for, named in error messages.
+
+    Returns
+    -------
+    Prior
+
+    Raises
+    ------
+    SpecError
+        On anything but a known family called with numeric literals.
+    """
+    where = f" for '{parameter}'" if parameter else ""
+    text = str(text).strip()
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        raise SpecError(f"cannot parse prior{where} '{text}': write it as "
+                        "Family(arg, ...), e.g. HalfNormal(0.5)") from None
+    if isinstance(node, ast.Name):
+        node = ast.Call(func=node, args=[], keywords=[])
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+        raise SpecError(f"cannot parse prior{where} '{text}': write it as "
+                        "Family(arg, ...), e.g. HalfNormal(0.5)")
+    name = node.func.id
+    if name not in FAMILIES:
+        close = difflib.get_close_matches(name, FAMILIES, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise SpecError(f"unknown distribution '{name}' in prior{where}{hint}; valid: "
+                        f"{choices(FAMILIES)}")
+    family = FAMILIES[name]
+
+    def number(arg: ast.expr) -> float:
+        value = arg
+        sign = 1.0
+        while isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub | ast.UAdd):
+            sign *= -1.0 if isinstance(value.op, ast.USub) else 1.0
+            value = value.operand
+        if (isinstance(value, ast.Constant) and isinstance(value.value, int | float)
+                and not isinstance(value.value, bool)):
+            result = sign * float(value.value)
+            if math.isfinite(result):
+                return result
+        raise SpecError(f"prior{where} '{text}': arguments must be finite numbers")
+
+    if len(node.args) > len(family.arg_names):
+        raise SpecError(f"prior{where} '{text}': {family.signature} takes "
+                        f"{len(family.arg_names)} argument(s), got {len(node.args)}")
+    args = dict(zip(family.arg_names, (number(a) for a in node.args), strict=False))
+    for kw in node.keywords:
+        if kw.arg not in family.arg_names:
+            raise SpecError(f"prior{where} '{text}': {name} has no argument '{kw.arg}'; "
+                            f"valid: {choices(family.arg_names)}")
+        if kw.arg in args:
+            raise SpecError(f"prior{where} '{text}': argument '{kw.arg}' given twice")
+        args[kw.arg] = number(kw.value)
+    missing = [a for a in family.arg_names if a not in args]
+    if missing:
+        raise SpecError(f"prior{where} '{text}': missing {', '.join(missing)}; "
+                        f"write {family.signature}")
+    ordered = {a: args[a] for a in family.arg_names}
+    problem = family.check(ordered)
+    if problem:
+        raise SpecError(f"prior{where} '{text}': {problem}")
+    return Prior(name, ordered)
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """Split a command-line ``PARAM=DIST(ARGS)`` into its two sides."""
+    param, sep, dist = str(text).partition("=")
+    if not sep or not param.strip() or not dist.strip():
+        raise SpecError(f"--prior '{text}': write it as PARAM=DIST(ARGS), "
+                        "e.g. tau=HalfNormal(0.5)")
+    return param.strip(), dist.strip()

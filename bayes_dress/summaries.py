@@ -1,0 +1,135 @@
+"""Tidy tables from a fit: posterior summaries and tail probabilities.
+
+Every row of ``summary.csv`` carries its Monte Carlo error (``mcse_mean``) and
+convergence figures next to the estimate, and, where prior draws exist, how far the
+data moved the prior: ``prior_mass_in_ci95`` is the prior probability of the posterior's
+95% interval. It is 0.95 when the posterior is the prior, falls as the data rule out
+prior values, and, unlike a ratio of widths or variances, does not change when a
+quantity is re-expressed (phi and kappa = phi^-2 get the same value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import arviz_stats as azs
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_dress.models import POPULATION_QUANTITIES, STUDY_DIM
+
+SAMPLE_DIMS = ("chain", "draw")
+#: A quantity whose posterior 95% interval still holds this much prior mass is reported
+#: as prior-dominated: the data ruled out at most a fifth of the prior beyond its own
+#: 5% tails (0.95 would mean the data changed nothing).
+PRIOR_DOMINATED_MASS = 0.75
+#: Sampled quantities that are not reported (the logit-normal's standardised effects).
+UNREPORTED = ("z",)
+
+SUMMARY_COLUMNS = ["outcome", "parameter", "study", "mean", "sd", "q2.5", "median",
+                   "q97.5", "hdi95_lower", "hdi95_upper", "mcse_mean", "ess_bulk",
+                   "ess_tail", "r_hat", "prior_q2.5", "prior_q97.5", "prior_mass_in_ci95",
+                   "prior_dominated"]
+
+
+def reported_variables(posterior: xr.Dataset) -> list[str]:
+    """Reported quantities in reading order: population, heterogeneity, study rates."""
+    names = [v for v in posterior.data_vars if v not in UNREPORTED]
+    first = [v for v in POPULATION_QUANTITIES if v in names]
+    last = [v for v in names if STUDY_DIM in posterior[v].dims]
+    return first + [v for v in names if v not in first and v not in last] + last
+
+
+def _values(da: xr.DataArray) -> list[tuple[str, np.ndarray]]:
+    """(study label, draws) pairs; the label is empty for population-level quantities."""
+    if STUDY_DIM in da.dims:
+        return [(str(s), da.sel({STUDY_DIM: s}).values) for s in da[STUDY_DIM].values]
+    return [("", da.values)]
+
+
+def summarize(tree: xr.DataTree, *, outcome: str) -> pd.DataFrame:
+    """Posterior summary table, one row per quantity (and study).
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        A fit with a ``posterior`` group and, optionally, a ``prior`` group.
+    outcome : str
+        Written in the ``outcome`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`SUMMARY_COLUMNS`.
+    """
+    posterior = tree["posterior"].to_dataset()
+    names = reported_variables(posterior)
+    posterior = posterior[names]
+    prior = tree["prior"].to_dataset() if "prior" in tree.children else None
+    ess_bulk = azs.ess(posterior, method="bulk")
+    ess_tail = azs.ess(posterior, method="tail")
+    rhat = azs.rhat(posterior)
+    mcse = azs.mcse(posterior, method="mean")
+    hdi = azs.hdi(posterior, prob=0.95)
+    rows = []
+    for name in names:
+        per_study = dict(_values(posterior[name]))
+        prior_draws = dict(_values(prior[name])) if prior is not None and name in prior else {}
+        for study, draws in per_study.items():
+            sel = {STUDY_DIM: study} if study else {}
+            flat = draws.reshape(-1)
+            q = np.quantile(flat, [0.025, 0.5, 0.975])
+            row = {
+                "outcome": outcome, "parameter": name, "study": study,
+                "mean": flat.mean(), "sd": flat.std(ddof=1),
+                "q2.5": q[0], "median": q[1], "q97.5": q[2],
+                "hdi95_lower": float(hdi[name].sel(sel).sel(ci_bound="lower")),
+                "hdi95_upper": float(hdi[name].sel(sel).sel(ci_bound="upper")),
+                "mcse_mean": float(mcse[name].sel(sel)),
+                "ess_bulk": float(ess_bulk[name].sel(sel)),
+                "ess_tail": float(ess_tail[name].sel(sel)),
+                "r_hat": float(rhat[name].sel(sel)),
+            }
+            row.update(_prior_columns(prior_draws.get(study), q))
+            rows.append(row)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def _prior_columns(prior_draws: np.ndarray | None, posterior_q: np.ndarray) -> dict:
+    if prior_draws is None:
+        return {"prior_q2.5": np.nan, "prior_q97.5": np.nan, "prior_mass_in_ci95": np.nan,
+                "prior_dominated": pd.NA}
+    prior_draws = prior_draws.reshape(-1)
+    lo, hi = np.quantile(prior_draws, [0.025, 0.975])
+    if hi <= lo:  # a constant, such as the common-effect model's zero SD of rates
+        return {"prior_q2.5": lo, "prior_q97.5": hi, "prior_mass_in_ci95": np.nan,
+                "prior_dominated": pd.NA}
+    mass = float(np.mean((prior_draws >= posterior_q[0]) & (prior_draws <= posterior_q[2])))
+    return {"prior_q2.5": lo, "prior_q97.5": hi, "prior_mass_in_ci95": mass,
+            "prior_dominated": mass >= PRIOR_DOMINATED_MASS}
+
+
+def tail_probabilities(tree: xr.DataTree, *, outcome: str,
+                       thresholds: Sequence[float],
+                       quantities: Sequence[str] = ("mean_rate", "theta_new")
+                       ) -> pd.DataFrame:
+    """P(quantity > threshold) with its Monte Carlo standard error.
+
+    The MCSE is sqrt(p (1 - p) / ESS) with the bulk ESS of the indicator.
+    """
+    posterior = tree["posterior"].to_dataset()
+    rows = []
+    for name in quantities:
+        for threshold in thresholds:
+            indicator = (posterior[name] > threshold).astype(float)
+            p = float(indicator.mean())
+            if 0.0 < p < 1.0:
+                ess = float(azs.ess(indicator, method="bulk"))
+                mcse = float(np.sqrt(p * (1.0 - p) / ess))
+            else:
+                mcse = 0.0
+            rows.append({"outcome": outcome, "quantity": name, "threshold": threshold,
+                         "probability": p, "mcse": mcse})
+    return pd.DataFrame(rows, columns=["outcome", "quantity", "threshold", "probability",
+                                       "mcse"])
