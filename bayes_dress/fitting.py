@@ -16,8 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_dress.config import DEFAULT_OUTCOMES, RunConfig, SamplerSettings
-from bayes_dress.data import OutcomeData, StudyTable, check_exclusions, load_table, \
-    select_outcome
+from bayes_dress.data import OutcomeData, StudyTable, check_exclusions, load_table, select_outcome
 from bayes_dress.diagnostics import Check, check_fit, failures
 from bayes_dress.errors import DataError, SpecError, choices
 from bayes_dress.models import STUDY_DIM, Model, get_model

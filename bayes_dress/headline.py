@@ -78,7 +78,7 @@ def format_headline(result: FitResult) -> str:
              f"{sampler.name} {sampler.chains} chains x {sampler.draws} draws | "
              f"{result.wall_time:.1f} s", ""]
     for fit in result.fits.values():
-        lines += format_outcome(fit) + [""]
+        lines += [*format_outcome(fit), ""]
     if any(f.summary["prior_dominated"].fillna(False).astype(bool).any()
            for f in result.fits.values()):
         lines.append(f"{PRIOR_FLAG}: the posterior 95% interval still holds >= 75% of the "

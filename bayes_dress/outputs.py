@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayes_dress.diagnostics import ESS_PER_CHAIN_MIN, EBFMI_MIN, RHAT_MAX, checks_to_records
+from bayes_dress.diagnostics import EBFMI_MIN, ESS_PER_CHAIN_MIN, RHAT_MAX, checks_to_records
 from bayes_dress.errors import OutputError
 from bayes_dress.fitting import FitResult
 from bayes_dress.spec import get_model_spec

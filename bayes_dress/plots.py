@@ -12,11 +12,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy import stats
 
-from bayes_dress.models import STUDY_DIM  # noqa: E402
+from bayes_dress.models import STUDY_DIM
 
 OUTCOME_LABELS = {"success": "Success (remission)", "severe_ae": "Severe adverse events"}
 
