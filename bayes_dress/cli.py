@@ -20,6 +20,12 @@ EXIT_USER_ERROR = 2
 EXIT_DIAGNOSTICS = 1
 
 
+def one_line(message: str) -> str:
+    """``message`` with line breaks and other control characters escaped (``\\n``), so
+    that a value read from a user's file cannot split an error over several lines."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def user_errors(command):
     """Turn :class:`BayesDressError` into a one-line message and a non-zero exit."""
 
@@ -28,7 +34,7 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except BayesDressError as err:
-            click.echo(f"error: {err}", err=True)
+            click.echo(f"error: {one_line(str(err))}", err=True)
             sys.exit(EXIT_USER_ERROR)
 
     return wrapper
@@ -141,15 +147,22 @@ def data_command(data, outcomes, definitions, exclude):
     table = load_table(data)
     check_exclusions(table, exclude)
     defs = _pairs(definitions, "--definition")
+    shown = tuple(dict.fromkeys(outcomes)) or table.outcomes
+    stray = [o for o in defs if o not in shown]
+    if stray:
+        raise SpecError(f"--definition given for outcome '{stray[0]}', which is not being "
+                        f"shown; outcomes: {choices(shown)}")
+    # Select every outcome before printing anything, so that an error is not preceded
+    # by a table already declared valid.
+    selections = {outcome: select_outcome(table, outcome, definition=defs.get(outcome),
+                                          exclude=exclude) for outcome in shown}
     click.echo(f"{table.path}: {len(table.rows)} rows, {len(table.studies)} studies, "
                f"outcomes {', '.join(table.outcomes)}  [valid]")
     for study in table.studies:
         info = table.study_info.get(study, {})
         if info:
             click.echo(f"  {study}: {info.get('design', '')}; n = {info.get('n_enrolled', '?')}")
-    for outcome in outcomes or table.outcomes:
-        selected = select_outcome(table, outcome, definition=defs.get(outcome),
-                                  exclude=exclude)
+    for outcome, selected in selections.items():
         click.echo(f"\n{outcome} (definitions: {', '.join(table.definitions(outcome))})")
         for row in table.rows:
             if row.outcome != outcome:

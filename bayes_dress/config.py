@@ -69,6 +69,9 @@ class SamplerSettings:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise SpecError(f"sampler {key} must be a whole number >= {low}, got {value!r}")
+        if self.cores is not None and (not isinstance(self.cores, int)
+                                       or isinstance(self.cores, bool) or self.cores < 1):
+            raise SpecError(f"sampler cores must be a whole number >= 1, got {self.cores!r}")
         if not (isinstance(self.target_accept, int | float)
                 and 0.5 <= float(self.target_accept) < 1.0):
             raise SpecError(f"target_accept must be in [0.5, 1), got {self.target_accept!r}")
@@ -147,6 +150,8 @@ def config_from_dict(raw: Mapping[str, Any], *, where: str = "config",
     if unknown:
         raise SpecError(f"{where}: unknown key '{sorted(unknown)[0]}'; valid: "
                         f"{choices(_TOP_KEYS)}")
+    if not isinstance(raw.get("sampler", {}), Mapping):
+        raise SpecError(f"{where}: 'sampler' must be a table, e.g. [sampler] draws = 2000")
     sampler_raw = dict(raw.get("sampler", {}))
     unknown = set(sampler_raw) - _SAMPLER_KEYS
     if unknown:
@@ -162,6 +167,15 @@ def config_from_dict(raw: Mapping[str, Any], *, where: str = "config",
     for key in ("outcomes", "exclude", "thresholds"):
         if key in raw and not isinstance(raw[key], list):
             raise SpecError(f"{where}: '{key}' must be a list")
+    for key in ("model", "data", "engine"):
+        if key in raw and not isinstance(raw[key], str):
+            raise SpecError(f"{where}: '{key}' must be a string, got {raw[key]!r}")
+    for key in ("outcomes", "exclude"):
+        if not all(isinstance(v, str) for v in raw.get(key, ())):
+            raise SpecError(f"{where}: '{key}' must be a list of strings")
+    if not all(isinstance(t, int | float) and not isinstance(t, bool)
+               for t in raw.get("thresholds", ())):
+        raise SpecError(f"{where}: 'thresholds' must be a list of numbers")
     data = raw.get("data")
     if data is not None:
         data = Path(data)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ KNOWN_COLUMNS = (*REQUIRED_COLUMNS, "outcome", "definition", "primary", "reporte
 DEFAULT_OUTCOME = "events"
 #: Definition name given to rows of a table that has no ``definition`` column.
 DEFAULT_DEFINITION = "primary"
+#: Largest count accepted: counts are held as 64-bit integers.
+MAX_COUNT = int(np.iinfo(np.int64).max)
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f"}
 
@@ -156,15 +159,22 @@ def _parse_count(value: str, *, where: str, column: str) -> int:
     if not text:
         raise DataError(f"{where}, column '{column}': empty count")
     try:
-        number = float(text)
+        number = int(text)  # exact for long digit strings, which float() would round
     except ValueError:
-        raise DataError(f"{where}, column '{column}': '{value}' is not a whole number") \
-            from None
-    if not np.isfinite(number) or not number.is_integer():
-        raise DataError(f"{where}, column '{column}': '{value}' is not a whole number")
+        number = None
+    if number is None:  # "3.0", "1e2": accepted when they are whole numbers
+        try:
+            real = float(text)
+        except ValueError:
+            real = math.nan
+        if not math.isfinite(real) or not real.is_integer():
+            raise DataError(f"{where}, column '{column}': '{value}' is not a whole number")
+        number = int(real)
     if number < 0:
         raise DataError(f"{where}, column '{column}': count {value} is negative")
-    return int(number)
+    if number > MAX_COUNT:
+        raise DataError(f"{where}, column '{column}': count {value} is too large")
+    return number
 
 
 def load_table(path: str | Path | None = None) -> StudyTable:
@@ -187,7 +197,10 @@ def load_table(path: str | Path | None = None) -> StudyTable:
     path = Path(path) if path is not None else bundled_data_path()
     if not path.is_file():
         raise DataError(f"data file '{path}' not found")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read data file '{path}': {err.strerror or err}") from None
     text = _decode(path, raw)
     if not text.strip():
         raise DataError(f"{path} is empty: expected a header with at least "
@@ -211,9 +224,11 @@ def load_table(path: str | Path | None = None) -> StudyTable:
 
     parsed: list[dict] = []
     seen: dict[tuple[str, str, str], int] = {}
+    end = reader.line_num
     try:
         for record in reader:
-            line = reader.line_num
+            # A quoted field may span lines: report the line the record starts on.
+            line, end = end + 1, reader.line_num
             if not any(cell.strip() for cell in record):
                 continue
             where = f"{path}, line {line}"
@@ -227,8 +242,12 @@ def load_table(path: str | Path | None = None) -> StudyTable:
             outcome = cells.get("outcome", DEFAULT_OUTCOME).strip() or DEFAULT_OUTCOME
             definition = (cells.get("definition", DEFAULT_DEFINITION).strip()
                           or DEFAULT_DEFINITION)
-            reported = (_parse_bool(cells["reported"], where=where, column="reported")
-                        if "reported" in header and cells["reported"].strip() else True)
+            if "reported" in header and cells["reported"].strip():
+                reported = _parse_bool(cells["reported"], where=where, column="reported")
+            else:
+                # Without a 'reported' flag, empty events and total mean "not reported"
+                # (never zero); one of the two empty is an error, caught below.
+                reported = bool(cells["events"].strip() or cells["total"].strip())
             if reported:
                 events = _parse_count(cells["events"], where=where, column="events")
                 total = _parse_count(cells["total"], where=where, column="total")
@@ -303,8 +322,13 @@ def _study_info(path: Path) -> dict[str, dict[str, str]]:
     info_path = path.with_name("studies.csv")
     if info_path == path or not info_path.is_file():
         return {}
-    with info_path.open(encoding="utf-8", newline="") as handle:
-        return {row["study"]: dict(row) for row in csv.DictReader(handle) if row.get("study")}
+    try:
+        with info_path.open(encoding="utf-8-sig", newline="") as handle:
+            return {row["study"]: dict(row) for row in csv.DictReader(handle)
+                    if row.get("study")}
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{info_path} (study metadata read alongside {path.name}): cannot "
+                        f"be read as a UTF-8 CSV ({err})") from None
 
 
 def check_exclusions(table: StudyTable, exclude: Iterable[str]) -> tuple[str, ...]:
@@ -368,7 +392,7 @@ def select_outcome(table: StudyTable, outcome: str, *, definition: str | None = 
             if definition is not None:
                 notes.append(f"{study} does not report '{outcome}' as '{definition}'; its "
                              f"primary definition '{primary.definition}' is used")
-        elif definition is not None and row is not primary:
+        elif definition is not None and row is not primary and row.reported:
             notes.append(f"{study}: '{outcome}' as '{definition}'")
         if not row.reported:
             notes.append(f"{study} does not report '{outcome}' ('{row.definition}'); left "

@@ -246,7 +246,7 @@ def parse_prior(text: str, *, parameter: str | None = None) -> Prior:
     text = str(text).strip()
     try:
         node = ast.parse(text, mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):  # too deeply nested
         raise SpecError(f"cannot parse prior{where} '{text}': write it as "
                         "Family(arg, ...), e.g. HalfNormal(0.5)") from None
     if isinstance(node, ast.Name):
@@ -280,6 +280,9 @@ def parse_prior(text: str, *, parameter: str | None = None) -> Prior:
                         f"{len(family.arg_names)} argument(s), got {len(node.args)}")
     args = dict(zip(family.arg_names, (number(a) for a in node.args), strict=False))
     for kw in node.keywords:
+        if kw.arg is None:  # Family(**mapping)
+            raise SpecError(f"cannot parse prior{where} '{text}': write it as "
+                            "Family(arg, ...), e.g. HalfNormal(0.5)")
         if kw.arg not in family.arg_names:
             raise SpecError(f"prior{where} '{text}': {name} has no argument '{kw.arg}'; "
                             f"valid: {choices(family.arg_names)}")

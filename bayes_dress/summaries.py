@@ -67,10 +67,12 @@ def summarize(tree: xr.DataTree, *, outcome: str) -> pd.DataFrame:
     names = reported_variables(posterior)
     posterior = posterior[names]
     prior = tree["prior"].to_dataset() if "prior" in tree.children else None
-    ess_bulk = azs.ess(posterior, method="bulk")
-    ess_tail = azs.ess(posterior, method="tail")
-    rhat = azs.rhat(posterior)
-    mcse = azs.mcse(posterior, method="mean")
+    # Constant quantities (a common-effect model's zero SD of rates) have no R-hat.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ess_bulk = azs.ess(posterior, method="bulk")
+        ess_tail = azs.ess(posterior, method="tail")
+        rhat = azs.rhat(posterior)
+        mcse = azs.mcse(posterior, method="mean")
     hdi = azs.hdi(posterior, prob=0.95)
     rows = []
     for name in names:
