@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from bayes_dress.config import SAMPLERS, RunConfig, load_config
+from bayes_dress.config import ENGINES, SAMPLERS, RunConfig, load_config
 from bayes_dress.errors import BayesDressError, SpecError, choices
 from bayes_dress.priors import parse_assignment
 
@@ -97,6 +97,9 @@ def data_options(command):
 @click.option("--target-accept", type=click.FloatRange(0.5, 1.0, max_open=True),
               help="NUTS target acceptance rate [0.95].")
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="MCMC backend [nutpie].")
+@click.option("--engine", type=click.Choice(ENGINES),
+              help="nuts (sample, checked against the exact engine) or exact (numerical "
+                   "integration, no sampling) [nuts].")
 @click.option("--threshold", "thresholds", multiple=True,
               type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Rate for tail probabilities (repeatable) [0.1 0.25 0.5 0.75].")
@@ -106,7 +109,7 @@ def data_options(command):
 @click.option("--strict", is_flag=True, help="Exit 1 if any diagnostic fails.")
 @user_errors
 def fit(data, outcomes, definitions, exclude, model, config_path, priors, draws, tune,
-        chains, seed, target_accept, sampler, thresholds, out, overwrite, strict):
+        chains, seed, target_accept, sampler, engine, thresholds, out, overwrite, strict):
     """Fit a model to each outcome and write a run directory."""
     from bayes_dress.fitting import prepare, run_fit
     from bayes_dress.headline import format_headline
@@ -117,7 +120,7 @@ def fit(data, outcomes, definitions, exclude, model, config_path, priors, draws,
                "exclude": exclude or None, "thresholds": thresholds or None,
                "sampler_draws": draws, "sampler_tune": tune, "sampler_chains": chains,
                "sampler_seed": seed, "sampler_target_accept": target_accept,
-               "sampler_name": sampler}
+               "sampler_name": sampler, "engine": engine}
     config = config.replace(**{k: v for k, v in changes.items() if v is not None})
     config = config.replace(priors={**config.priors, **_pairs(priors, "--prior")},
                             definitions={**config.definitions,

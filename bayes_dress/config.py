@@ -43,7 +43,7 @@ DEFAULT_SEED = 20260101
 DEFAULT_OUTCOMES = ("success", "severe_ae")
 DEFAULT_THRESHOLDS = (0.1, 0.25, 0.5, 0.75)
 SAMPLERS = ("nutpie", "pymc")
-ENGINES = ("nuts",)
+ENGINES = ("nuts", "exact")
 
 
 @dataclass(frozen=True)

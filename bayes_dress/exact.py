@@ -226,8 +226,9 @@ def build_grid(log_posterior: Callable[[np.ndarray, np.ndarray], np.ndarray],
     A coarse pass over ``box`` finds where the log density is within ``EDGE_DROP`` of its
     maximum; the fine grid covers that region. The lower end of the second axis is the
     edge of the support (heterogeneity 0, where the density is finite) and stays put.
-    If the region reaches another edge of ``box``, the box is widened (up to four times); if it still reaches it, the posterior mass
-    does not vanish there and the posterior is improper (or the box is too small).
+    If the region reaches another edge of ``box``, the box is widened (up to four
+    times); if it still reaches it, the posterior mass does not vanish there and the
+    posterior is improper (or the box is too small).
     """
     (a_lo, a_hi), (b_lo, b_hi) = box
     for _ in range(5):
@@ -503,7 +504,6 @@ def _beta_binomial(data, priors, points):
     u, v = grid.a[:, None], grid.b[None, :]
     m, phi = special.expit(u) + 0 * v, _to_heterogeneity(v) + 0 * u
     kappa = phi**-2
-    alpha, beta = m * kappa, (1 - m) * kappa
     sd_rates = np.sqrt(m * (1 - m)) * phi / np.sqrt(1 + phi**2)
 
     def sd_inverse(u_rows, x):

@@ -16,14 +16,25 @@ import pandas as pd
 import xarray as xr
 
 from bayes_dress.config import DEFAULT_OUTCOMES, RunConfig, SamplerSettings
+from bayes_dress.crosscheck import agreement_check, compare_with_exact
 from bayes_dress.data import OutcomeData, StudyTable, check_exclusions, load_table, select_outcome
 from bayes_dress.diagnostics import Check, check_fit, failures
 from bayes_dress.errors import DataError, SpecError, choices
-from bayes_dress.models import STUDY_DIM, Model, get_model
+from bayes_dress.exact import GRID_TOLERANCE, ExactFit, exact_fit
+from bayes_dress.models import POPULATION_QUANTITIES, STUDY_DIM, Model, get_model
 from bayes_dress.priors import Prior
 from bayes_dress.sampling import CompiledModelCache, derive_seed, sample_posterior
 from bayes_dress.spec import get_model_spec, resolve_priors
-from bayes_dress.summaries import summarize, tail_probabilities
+from bayes_dress.summaries import (
+    exact_tail_probabilities,
+    summarize,
+    summarize_exact,
+    tail_probabilities,
+)
+
+#: Draws per quantity kept in memory for an exact fit's plots: quantiles at
+#: (i + 0.5) / N of each exact marginal (not a joint posterior, so never written out).
+EXACT_PLOT_DRAWS = 4000
 
 
 @dataclass
@@ -39,6 +50,10 @@ class OutcomeFit:
     probabilities: pd.DataFrame
     checks: list[Check]
     notes: list[str] = field(default_factory=list)
+    engine: str = "nuts"
+    exact: ExactFit | None = None
+    #: NUTS minus exact per quantity and statistic, in MCSE (NUTS fits only).
+    comparison: pd.DataFrame | None = None
 
     @property
     def failures(self) -> list[Check]:
@@ -90,10 +105,45 @@ def _with_derived(model: Model, draws: Mapping[str, np.ndarray], data: OutcomeDa
     return quantities, replicated
 
 
+def _prior_groups(model: Model, priors: Mapping[str, Prior], data: OutcomeData,
+                  seed: np.random.SeedSequence, n_draws: int) -> dict[str, xr.Dataset]:
+    """Prior and prior-predictive draws, or nothing when a prior is improper."""
+    if not all(p.proper for p in priors.values()):
+        return {}
+    rng = np.random.default_rng(seed)
+    draws = model.prior_draws(priors, data.n_studies, rng, (1, n_draws))
+    quantities, replicated = _with_derived(model, draws, data, rng, priors, conditioned=False)
+    return {"prior": _dataset(quantities, data.studies),
+            "prior_predictive": _dataset({"y": replicated}, data.studies)}
+
+
+def _data_groups(data: OutcomeData) -> dict[str, xr.Dataset]:
+    coords = {STUDY_DIM: list(data.studies)}
+    return {"observed_data": xr.Dataset({"y": (STUDY_DIM, data.events)}, coords=coords),
+            "constant_data": xr.Dataset({"n": (STUDY_DIM, data.totals),
+                                         "definition": (STUDY_DIM, list(data.definitions))},
+                                        coords=coords)}
+
+
+def _reporting_order(model: Model) -> tuple[str, ...]:
+    return (*POPULATION_QUANTITIES, *model.sampled, "kappa", "theta")
+
+
+def _exact_plot_draws(exact: ExactFit, data: OutcomeData) -> xr.Dataset:
+    probs = (np.arange(EXACT_PLOT_DRAWS) + 0.5) / EXACT_PLOT_DRAWS
+    arrays = {name: m.quantile(probs)[None, :] for name, m in exact.quantities.items()
+              if name != "theta" or not exact.studies}
+    if exact.studies:
+        arrays["theta"] = np.stack([exact.studies[s].quantile(probs) for s in data.studies],
+                                   axis=-1)[None, :, :]
+    return _dataset(arrays, data.studies)
+
+
 def fit_outcome(data: OutcomeData, *, model: str | Model, priors: Mapping[str, Prior],
                 settings: SamplerSettings, thresholds: Sequence[float],
-                cache: CompiledModelCache | None = None) -> OutcomeFit:
-    """Fit one outcome's counts with NUTS and summarise the fit.
+                engine: str = "nuts", cache: CompiledModelCache | None = None
+                ) -> OutcomeFit:
+    """Fit one outcome's counts and summarise the fit.
 
     Parameters
     ----------
@@ -103,20 +153,58 @@ def fit_outcome(data: OutcomeData, *, model: str | Model, priors: Mapping[str, P
     priors : mapping of str to Prior
         One per model parameter (see :func:`bayes_dress.spec.resolve_priors`).
     settings : SamplerSettings
+        MCMC settings; for ``engine="exact"`` only the seed (of the prior draws) is used.
     thresholds : sequence of float
         Rates for the tail probabilities.
+    engine : {"nuts", "exact"}
+        ``"nuts"`` samples, and checks the draws against the exact engine;
+        ``"exact"`` integrates numerically (see :mod:`bayes_dress.exact`).
     cache : CompiledModelCache, optional
         Compiled models to reuse; the process-wide cache by default.
 
     Returns
     -------
     OutcomeFit
-        ``tree`` holds the groups posterior, posterior_predictive, observed_data,
-        constant_data, sample_stats and, when every prior is proper, prior and
-        prior_predictive.
+        For NUTS, ``tree`` holds the groups posterior, posterior_predictive,
+        observed_data, constant_data, sample_stats and, when every prior is proper, prior
+        and prior_predictive.
     """
     model = get_model(model) if isinstance(model, str) else model
     seeds = derive_seed(settings.seed, data.outcome).spawn(3)
+    # The exact posterior first: it takes a second at most, and an improper posterior
+    # must stop the fit before any sampling.
+    exact = exact_fit(data, model=model.name, priors=priors, check=engine == "exact")
+    notes = list(data.notes) + list(exact.notes)
+    prior_groups = _prior_groups(model, priors, data, seeds[2],
+                                 settings.chains * settings.draws)
+    if not prior_groups:
+        improper = ", ".join(f"{k} ~ {p}" for k, p in priors.items() if not p.proper)
+        notes.append(f"improper prior ({improper}): no prior draws, so no "
+                     "prior-versus-posterior comparison")
+    attrs = {"outcome": data.outcome, "model": model.name, "engine": engine,
+             "priors": "; ".join(f"{k} ~ {p}" for k, p in priors.items())}
+    if engine == "exact":
+        groups = {"posterior": _exact_plot_draws(exact, data), **_data_groups(data),
+                  **prior_groups}
+        tree = xr.DataTree.from_dict(groups)
+        tree.attrs.update(attrs)
+        summary = summarize_exact(exact, outcome=data.outcome,
+                                  prior=prior_groups.get("prior"),
+                                  order=_reporting_order(model))
+        passed = exact.grid_error <= GRID_TOLERANCE
+        checks = [Check(data.outcome, "grid_error", passed, exact.grid_error, GRID_TOLERANCE,
+                        f"largest change of a reported quantile when the grid resolution "
+                        f"doubles ({exact.grid_points} points per axis): "
+                        f"{exact.grid_error:.1e}, tolerance {GRID_TOLERANCE:g}",
+                        "the posterior is too concentrated for the grid; use the NUTS "
+                        "engine")]
+        return OutcomeFit(
+            outcome=data.outcome, model=model.name, data=data, priors=dict(priors),
+            tree=tree, summary=summary,
+            probabilities=exact_tail_probabilities(exact, outcome=data.outcome,
+                                                   thresholds=thresholds),
+            checks=checks, notes=notes, engine=engine, exact=exact)
+
     sampled = sample_posterior(model, data, priors, settings, seed=seeds[0], cache=cache)
     posterior_draws = {k: sampled["posterior"][k].values for k in model.sampled}
     quantities, replicated = _with_derived(model, posterior_draws, data,
@@ -125,35 +213,21 @@ def fit_outcome(data: OutcomeData, *, model: str | Model, priors: Mapping[str, P
     groups = {
         "posterior": _dataset(quantities, data.studies),
         "posterior_predictive": _dataset({"y": replicated}, data.studies),
-        "observed_data": xr.Dataset({"y": (STUDY_DIM, data.events)},
-                                    coords={STUDY_DIM: list(data.studies)}),
-        "constant_data": xr.Dataset({"n": (STUDY_DIM, data.totals),
-                                     "definition": (STUDY_DIM, list(data.definitions))},
-                                    coords={STUDY_DIM: list(data.studies)}),
+        **_data_groups(data),
         "sample_stats": sampled["sample_stats"].to_dataset(),
+        **prior_groups,
     }
-    notes = list(data.notes)
-    improper = [f"{k} ~ {p}" for k, p in priors.items() if not p.proper]
-    if improper:
-        notes.append(f"improper prior ({', '.join(improper)}): no prior draws, so no "
-                     "prior-versus-posterior comparison")
-    else:
-        rng = np.random.default_rng(seeds[2])
-        shape = (1, settings.chains * settings.draws)
-        prior_draws = model.prior_draws(priors, data.n_studies, rng, shape)
-        prior_quantities, prior_replicated = _with_derived(model, prior_draws, data, rng,
-                                                           priors, conditioned=False)
-        groups["prior"] = _dataset(prior_quantities, data.studies)
-        groups["prior_predictive"] = _dataset({"y": prior_replicated}, data.studies)
     tree = xr.DataTree.from_dict(groups)
-    tree.attrs.update({"outcome": data.outcome, "model": model.name,
-                       "priors": "; ".join(f"{k} ~ {p}" for k, p in priors.items())})
+    tree.attrs.update(attrs)
     summary = summarize(tree, outcome=data.outcome)
+    comparison = compare_with_exact(tree, exact, outcome=data.outcome)
+    checks = check_fit(tree, summary, outcome=data.outcome)
+    checks.append(agreement_check(comparison, outcome=data.outcome))
     return OutcomeFit(
         outcome=data.outcome, model=model.name, data=data, priors=dict(priors), tree=tree,
         summary=summary,
         probabilities=tail_probabilities(tree, outcome=data.outcome, thresholds=thresholds),
-        checks=check_fit(tree, summary, outcome=data.outcome), notes=notes,
+        checks=checks, notes=notes, engine=engine, exact=exact, comparison=comparison,
     )
 
 
@@ -204,7 +278,7 @@ def run_fit(config: RunConfig | None = None, *, cache: CompiledModelCache | None
     table, priors, selected = prepare(config)
     fits = {outcome: fit_outcome(data, model=config.model, priors=priors,
                                  settings=config.sampler, thresholds=config.thresholds,
-                                 cache=cache)
+                                 engine=config.engine, cache=cache)
             for outcome, data in selected.items()}
     return FitResult(config=config, table=table, fits=fits,
                      wall_time=time.perf_counter() - start)

@@ -62,11 +62,16 @@ def format_outcome(fit: OutcomeFit) -> list[str]:
     if failed:
         lines.append(f"  DIAGNOSTICS FAILED ({len(failed)}): "
                      + "; ".join(c.detail for c in failed))
+    elif fit.engine == "exact":
+        lines.append(f"  exact engine: grid error {fit.exact.grid_error:.1e} "
+                     f"({fit.exact.grid_points} points per axis)")
     else:
         worst_rhat = fit.summary["r_hat"].max()
         min_ess = fit.summary[["ess_bulk", "ess_tail"]].min().min()
+        agreement = next(c for c in fit.checks if c.check == "exact_agreement")
         lines.append(f"  diagnostics OK: 0 divergences, max R-hat {worst_rhat:.3f}, "
-                     f"min ESS {min_ess:.0f}")
+                     f"min ESS {min_ess:.0f}, NUTS vs exact engine max |z| "
+                     f"{agreement.value:.1f} MCSE")
     return lines
 
 
@@ -74,8 +79,9 @@ def format_headline(result: FitResult) -> str:
     """The headline table of a run, as printed by ``bayes-dress fit``."""
     config = result.config
     sampler = config.sampler
-    lines = [f"{get_model_spec(config.model).title} | seed {sampler.seed} | "
-             f"{sampler.name} {sampler.chains} chains x {sampler.draws} draws | "
+    engine = (f"{sampler.name} {sampler.chains} chains x {sampler.draws} draws"
+              if config.engine == "nuts" else "exact engine (numerical integration)")
+    lines = [f"{get_model_spec(config.model).title} | seed {sampler.seed} | {engine} | "
              f"{result.wall_time:.1f} s", ""]
     for fit in result.fits.values():
         lines += [*format_outcome(fit), ""]

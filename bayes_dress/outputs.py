@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from bayes_dress.crosscheck import Z_BOUND
 from bayes_dress.diagnostics import EBFMI_MIN, ESS_PER_CHAIN_MIN, RHAT_MAX, checks_to_records
 from bayes_dress.errors import OutputError
+from bayes_dress.exact import GRID_TOLERANCE
 from bayes_dress.fitting import FitResult
 from bayes_dress.spec import get_model_spec
 
@@ -107,13 +109,26 @@ def data_used(result: FitResult) -> pd.DataFrame:
 
 
 def diagnostics_payload(result: FitResult) -> dict:
+    outcomes = {}
+    for outcome, fit in result.fits.items():
+        entry = {"passed": not fit.failures, "engine": fit.engine,
+                 "checks": checks_to_records(fit.checks)}
+        if fit.exact is not None:
+            entry["exact_engine"] = {"grid_points": fit.exact.grid_points,
+                                     "grid_error": fit.exact.grid_error if fit.engine ==
+                                     "exact" else None,
+                                     "seconds": round(fit.exact.seconds, 4)}
+        if fit.comparison is not None:
+            entry["nuts_minus_exact_in_mcse"] = fit.comparison.drop(
+                columns="outcome").to_dict(orient="records")
+        outcomes[outcome] = entry
     return {
         "passed": not result.failures,
         "thresholds": {"r_hat_max": RHAT_MAX, "ess_per_chain_min": ESS_PER_CHAIN_MIN,
                        "divergences_max": 0, "tree_depth_saturation_max": 0,
-                       "ebfmi_min": EBFMI_MIN},
-        "outcomes": {o: {"passed": not f.failures, "checks": checks_to_records(f.checks)}
-                     for o, f in result.fits.items()},
+                       "ebfmi_min": EBFMI_MIN, "exact_agreement_max_abs_z": Z_BOUND,
+                       "exact_grid_error_max": GRID_TOLERANCE},
+        "outcomes": outcomes,
     }
 
 
@@ -169,7 +184,13 @@ def write_run(result: FitResult, out: str | Path, *, overwrite: bool = False,
         result.probabilities.to_csv(tmp / "probabilities.csv", index=False)
         data_used(result).to_csv(tmp / "data_used.csv", index=False)
         for outcome, fit in result.fits.items():
-            fit.tree.to_netcdf(tmp / f"posterior-{outcome}.nc", engine="netcdf4")
+            # An exact fit has marginal posteriors, not joint draws: nothing to write here.
+            if fit.engine == "nuts":
+                fit.tree.to_netcdf(tmp / f"posterior-{outcome}.nc", engine="netcdf4")
+        comparisons = [f.comparison for f in result.fits.values() if f.comparison is not None]
+        if comparisons:
+            pd.concat(comparisons, ignore_index=True).to_csv(tmp / "exact_comparison.csv",
+                                                             index=False)
         plot(result, tmp)
         _json(tmp / "diagnostics.json", diagnostics_payload(result))
         files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}

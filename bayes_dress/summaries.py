@@ -135,3 +135,46 @@ def tail_probabilities(tree: xr.DataTree, *, outcome: str,
                          "probability": p, "mcse": mcse})
     return pd.DataFrame(rows, columns=["outcome", "quantity", "threshold", "probability",
                                        "mcse"])
+
+
+def summarize_exact(exact, *, outcome: str, prior: xr.Dataset | None = None,
+                    order: Sequence[str] = ()) -> pd.DataFrame:
+    """The summary table of an exact-engine fit, in the same columns as :func:`summarize`.
+
+    There is no Monte Carlo error (``mcse_mean`` is 0) and no chain to diagnose (ESS
+    and R-hat are empty). ``order`` lists the quantities in reporting order.
+    """
+    rows = []
+    items = [(name, "", m) for name, m in exact.quantities.items()]
+    items += [("theta", study, m) for study, m in exact.studies.items()]
+    rank = {name: i for i, name in enumerate(order)}
+    items.sort(key=lambda item: (rank.get(item[0], len(rank)), item[1]))
+    seen = set()
+    for name, study, marginal in items:
+        if (name, study) in seen or (name == "theta" and not study and exact.studies):
+            continue
+        seen.add((name, study))
+        q = np.asarray(marginal.quantile(np.array([0.025, 0.5, 0.975])), dtype=float)
+        lo, hi = marginal.hdi(0.95)
+        row = {"outcome": outcome, "parameter": name, "study": study,
+               "mean": marginal.mean, "sd": marginal.sd, "q2.5": q[0], "median": q[1],
+               "q97.5": q[2], "hdi95_lower": lo, "hdi95_upper": hi, "mcse_mean": 0.0,
+               "ess_bulk": np.nan, "ess_tail": np.nan, "r_hat": np.nan}
+        prior_draws = None
+        if prior is not None and name in prior:
+            da = prior[name]
+            prior_draws = (da.sel({STUDY_DIM: study}) if study else da).values
+        row.update(_prior_columns(prior_draws, q))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def exact_tail_probabilities(exact, *, outcome: str, thresholds: Sequence[float],
+                             quantities: Sequence[str] = ("mean_rate", "theta_new")
+                             ) -> pd.DataFrame:
+    """P(quantity > threshold) from the exact engine (no Monte Carlo error)."""
+    rows = [{"outcome": outcome, "quantity": name, "threshold": t,
+             "probability": exact.quantities[name].prob_above(t), "mcse": 0.0}
+            for name in quantities for t in thresholds]
+    return pd.DataFrame(rows, columns=["outcome", "quantity", "threshold", "probability",
+                                       "mcse"])

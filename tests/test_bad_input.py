@@ -362,7 +362,7 @@ def write_config(tmp_path, text, name="run.toml"):
         ('priors = "HalfNormal(1)"\n', ["[priors]", "strings"]),
         ("[priors]\nphi = 1\n", ["[priors]", "strings"]),
         ('[priors]\nphi = "HalfNormel(1)"\n', ["'HalfNormel'", "HalfNormal"]),
-        ('engine = "exact"\n', ["unknown engine 'exact'"]),
+        ('engine = "bayes"\n', ["unknown engine 'bayes'"]),
     ],
 )
 def test_bad_config(tmp_path, text, words):

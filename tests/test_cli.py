@@ -21,7 +21,7 @@ from bayes_dress.summaries import SUMMARY_COLUMNS
 SMALL = ["--draws", "300", "--tune", "300", "--chains", "2"]
 RUN_FILES = {"summary.csv", "probabilities.csv", "data_used.csv", "diagnostics.json",
              "manifest.json", "forest.png", "densities.png", "posterior-success.nc",
-             "posterior-severe_ae.nc"}
+             "posterior-severe_ae.nc", "exact_comparison.csv"}
 
 
 def run(*args: str):
@@ -101,7 +101,11 @@ def test_diagnostics_json_lists_every_check(default_run):
     out, _ = default_run
     diagnostics = json.loads((out / "diagnostics.json").read_text())
     checks = {c["check"] for c in diagnostics["outcomes"]["success"]["checks"]}
-    assert checks == {"divergences", "r_hat", "ess_bulk", "ess_tail", "tree_depth", "ebfmi"}
+    assert checks == {"divergences", "r_hat", "ess_bulk", "ess_tail", "tree_depth", "ebfmi",
+                      "exact_agreement"}
+    comparison = diagnostics["outcomes"]["success"]["nuts_minus_exact_in_mcse"]
+    assert {"mean_rate", "theta_new", "sd_rates", "phi", "theta"} <= {
+        c["parameter"] for c in comparison}
 
 
 def test_same_seed_same_summary(default_run, tmp_path):
