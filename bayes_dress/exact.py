@@ -92,6 +92,8 @@ class Marginal:
     cdf: np.ndarray
     mean: float
     sd: float
+    #: A frozen SciPy distribution when the posterior is known in closed form.
+    dist: object | None = field(default=None, repr=False)
     _inverse: PchipInterpolator | None = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -103,8 +105,15 @@ class Marginal:
     def point(cls, value: float) -> Marginal:
         return cls(np.array([value, value + 1e-300]), np.array([0.0, 1.0]), value, 0.0)
 
+    @classmethod
+    def closed_form(cls, dist) -> Marginal:
+        p = np.linspace(0.0, 1.0, 2001)
+        return cls(dist.ppf(p), p, float(dist.mean()), float(dist.std()), dist=dist)
+
     def quantile(self, p):
         p = np.asarray(p, dtype=float)
+        if self.dist is not None:
+            return self.dist.ppf(p)
         if len(self.x) < 3:
             return np.interp(p, self.cdf, self.x)
         if self._inverse is None:
@@ -113,15 +122,20 @@ class Marginal:
         return np.where(p <= self.cdf[0], self.x[0], np.where(p >= self.cdf[-1],
                                                                self.x[-1], values))
 
-    def prob_above(self, threshold: float) -> float:
+    def cdf_at(self, x):
+        """The CDF at ``x`` (exact for a closed form, else monotone interpolation)."""
+        x = np.asarray(x, dtype=float)
+        if self.dist is not None:
+            return self.dist.cdf(x)
         if len(self.x) < 3:
-            return float(1.0 - np.interp(threshold, self.x, self.cdf))
-        cdf = PchipInterpolator(self.x, self.cdf, extrapolate=False)(threshold)
-        if threshold <= self.x[0]:
-            cdf = self.cdf[0] if threshold == self.x[0] else 0.0
-        elif threshold >= self.x[-1]:
-            cdf = 1.0
-        return float(1.0 - np.clip(cdf, 0.0, 1.0))
+            return np.interp(x, self.x, self.cdf)
+        inside = PchipInterpolator(self.x, self.cdf, extrapolate=False)(
+            np.clip(x, self.x[0], self.x[-1]))
+        return np.clip(np.where(x < self.x[0], 0.0, np.where(x >= self.x[-1], 1.0, inside)),
+                       0.0, 1.0)
+
+    def prob_above(self, threshold: float) -> float:
+        return float(1.0 - self.cdf_at(threshold))
 
     def hdi(self, prob: float = 0.95) -> tuple[float, float]:
         """Shortest interval holding ``prob``: a search over its lower tail probability."""
@@ -182,20 +196,27 @@ class Grid:
 
     def marginal_of(self, values: np.ndarray, inverse: Callable[[np.ndarray, np.ndarray],
                                                                 np.ndarray],
-                    *, axis: int, support: tuple[float, float], n_x: int = 2001) -> Marginal:
+                    *, axis: int, support: tuple[float, float], n_x: int = 2001,
+                    coordinate: Callable[[np.ndarray], np.ndarray] | None = None) -> Marginal:
         """Posterior of a quantity monotone increasing along ``axis`` of the grid.
 
         ``inverse(other, x)`` returns, for coordinates ``other`` of the remaining axis
         (shape (rows, 1)) and quantity values ``x`` (shape (1, k)), the coordinate along
         ``axis`` at which the quantity equals ``x`` (+-inf outside its range).
+        ``coordinate``, for a quantity that is a function of the grid coordinate alone,
+        maps that coordinate to the quantity: the CDF is then tabulated at points evenly
+        spaced in the coordinate, so a long tail (phi under BDA3) is resolved too.
         """
         density = self.density if axis == 1 else self.density.T
         along, other = (self.b, self.a) if axis == 1 else (self.a, self.b)
         cumulative = integrate.cumulative_simpson(density, x=along, axis=1, initial=0.0)
         w_other = _simpson_weights(len(other), other[1] - other[0])
         weights = self.weights
-        lo, hi = self._range(values, weights, support)
-        xs = np.linspace(lo, hi, n_x)
+        if coordinate is not None:
+            xs = coordinate(np.linspace(along[0], along[-1], n_x))
+        else:
+            lo, hi = self._range(values, weights, support)
+            xs = np.linspace(lo, hi, n_x)
         at = inverse(other[:, None], xs[None, :])
         cdf = w_other @ _hermite_cumulative(along, cumulative, density, at)
         mean = float(np.sum(weights * values))
@@ -403,12 +424,13 @@ def _unit_posterior(prior: Prior, events: int, total: int) -> Marginal:
     """Posterior of a rate with a single binomial likelihood: conjugate or quadrature."""
     ab = _beta_prior(prior)
     if ab is not None:
-        dist = stats.beta(ab[0] + events, ab[1] + total - events)
-        p = np.concatenate([[0.0], np.linspace(1e-12, 1 - 1e-12, 4001), [1.0]])
-        x = dist.ppf(p)
-        return Marginal(x, p, float(dist.mean()), float(dist.std()))
-    # Any other prior on (0, 1): quadrature on the logit scale.
-    eta = np.linspace(-LOGIT_LIMIT, LOGIT_LIMIT, 20001)
+        return Marginal.closed_form(stats.beta(ab[0] + events, ab[1] + total - events))
+    # Any other prior on (0, 1): quadrature on the logit scale, over the prior's support
+    # (a density that jumps at its ends, like Uniform(0.1, 0.9), is smooth inside it).
+    lo, hi = prior.support_bounds
+    with np.errstate(divide="ignore"):
+        eta = np.linspace(max(-LOGIT_LIMIT, special.logit(lo)),
+                          min(LOGIT_LIMIT, special.logit(hi)), 20001)
     x = special.expit(eta)
     logp = (prior.logpdf(x) + np.log(x) + np.log1p(-x) + events * np.log(x)
             + (total - events) * np.log1p(-x))
@@ -430,9 +452,7 @@ def _common_effect(data, priors, points):
 def _independent(data, priors, points):
     studies = {s: _unit_posterior(priors["theta"], int(e), int(n))
                for s, e, n in zip(data.studies, data.events, data.totals, strict=True)}
-    prior = priors["theta"].frozen()
-    p = np.linspace(0.0, 1.0, 4001)
-    theta_new = Marginal(prior.ppf(p), p, float(prior.mean()), float(prior.std()))
+    theta_new = Marginal.closed_form(priors["theta"].frozen())
     # The mean of independent rates: the convolution of their distributions, each
     # discretised into 2^14 cells of [0, 1] with its mass at the cell centre (a quantile
     # error below one cell, 6e-5).
@@ -440,7 +460,7 @@ def _independent(data, priors, points):
     edges = np.linspace(0.0, 1.0, cells + 1)
     masses = None
     for marginal in studies.values():
-        cell = np.diff(np.interp(edges, marginal.x, marginal.cdf))
+        cell = np.diff(marginal.cdf_at(edges))
         masses = cell if masses is None else np.convolve(masses, cell)
     k = len(studies)
     values = (np.arange(len(masses)) + 0.5 * k) / (cells * k)
@@ -512,9 +532,10 @@ def _beta_binomial(data, priors, points):
             return np.where(r < 1, _from_heterogeneity(r / np.sqrt(1 - r**2)), np.inf)
 
     mean_rate = grid.marginal_of(m, lambda other, x: special.logit(x) + 0 * other, axis=0,
-                                 support=(0, 1))
+                                 support=(0, 1), coordinate=special.expit)
     phi_marginal = grid.marginal_of(phi, lambda other, x: _from_heterogeneity(x) + 0 * other,
-                                    axis=1, support=(0, np.inf))
+                                    axis=1, support=(0, np.inf),
+                                    coordinate=_to_heterogeneity)
     # kappa = phi^-2 is decreasing in phi: P(kappa <= x) = P(phi >= x^-1/2).
     kappa_marginal = Marginal(phi_marginal.x[::-1] ** -2.0, 1.0 - phi_marginal.cdf[::-1],
                               _mean_or_inf(grid, kappa), np.nan)
@@ -596,16 +617,18 @@ def _agq(mu, tau, y, n, nodes: int = AGQ_NODES):
     hi = mu + n * tau**2 + 1.0
     eta = np.clip(special.logit((y + 0.5) / (n + 1.0)), lo, hi)
     eta = np.where(tau < 1.0, mu, eta)
-    for _ in range(60):
+    for _ in range(100):
         p = special.expit(eta)
         grad = -(eta - mu) / tau**2 + y - n * p
         curv = 1.0 / tau**2 + n * p * (1 - p)
+        delta = grad / curv
+        if np.all(np.abs(delta) <= 1e-12 * (1 + np.abs(eta))):
+            break
         lo = np.where(grad > 0, eta, lo)
         hi = np.where(grad < 0, eta, hi)
-        step = eta + grad / curv
-        eta = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
-        if np.all(np.abs(grad / curv) < 1e-12 * (1 + np.abs(eta))):
-            break
+        step = eta + delta
+        # Newton inside the bracket, else bisection (steps below rounding land on its end).
+        eta = np.where((step >= lo) & (step <= hi), step, 0.5 * (lo + hi))
     p = special.expit(eta)
     scale = 1.0 / np.sqrt(1.0 / tau**2 + n * p * (1 - p))
     x, w = np.polynomial.hermite.hermgauss(nodes)
@@ -638,9 +661,9 @@ def _logit_normal(data, priors, points):
         "sd_rates": grid.marginal_of(sd, _pchip_inverse(grid.b, sd, axis=1), axis=1,
                                      support=(0, 0.5)),
         "mu": grid.marginal_of(mu, lambda other, x: x + 0 * other, axis=0,
-                               support=(-np.inf, np.inf)),
+                               support=(-np.inf, np.inf), coordinate=lambda a: a),
         "tau": grid.marginal_of(tau, lambda other, x: _from_heterogeneity(x) + 0 * other,
-                                axis=1, support=(0, np.inf)),
+                                axis=1, support=(0, np.inf), coordinate=_to_heterogeneity),
     }
     quantities["theta_new"] = _logit_normal_rate(grid, np.log(grid.density), None)
     studies = {}

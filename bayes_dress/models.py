@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from functools import cache
 
 import numpy as np
+from scipy import special
 from scipy.special import expit
 
 from bayes_dress.data import OutcomeData
@@ -38,8 +39,9 @@ POPULATION_QUANTITIES = ("mean_rate", "theta_new", "sd_rates")
 Z_HALF_WIDTH = 9.0
 #: (largest tau, trapezoid step in z). The trapezoid rule on an analytic integrand has
 #: error ~ exp(-2 pi^2 / (tau h)) (invlogit has poles at imaginary distance pi / tau in
-#: z), so tau h <= 0.5 keeps it below 1e-17; the buckets keep the node count modest.
-_TRAPEZOID_BUCKETS = ((2.0, 0.25), (8.0, 1 / 16), (32.0, 1 / 64))
+#: z), so tau h <= 0.5 keeps it below 1e-17. Above LARGE_TAU the split rule is used.
+_TRAPEZOID_BUCKETS = ((2.0, 0.25), (8.0, 1 / 16))
+LARGE_TAU = 8.0
 
 Draws = Mapping[str, np.ndarray]
 
@@ -49,6 +51,40 @@ def _trapezoid(step: float) -> tuple[np.ndarray, np.ndarray]:
     nodes = np.arange(-Z_HALF_WIDTH, Z_HALF_WIDTH + step / 2, step)
     weights = np.exp(-0.5 * nodes**2)
     return nodes, weights / weights.sum()
+
+
+@cache
+def _half_line_rule() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on (0, 45], 20 nodes on each panel of width 1.5:
+    exact to double precision for integrands as smooth as invlogit(-t) on that scale
+    (invlogit(-45) = 3e-20 ends the range)."""
+    x, w = np.polynomial.legendre.leggauss(20)
+    edges = np.arange(0.0, 45.0 + 1e-9, 1.5)
+    nodes = (edges[:-1, None] + (x[None, :] + 1) * 0.75).reshape(-1)
+    return nodes, np.tile(w * 0.75, len(edges) - 1)
+
+
+def _large_tau_moments(mu: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """E[f(X)] for f = invlogit and invlogit^2, X ~ Normal(mu, tau), tau large.
+
+    For large tau, f(X) is almost the step 1[X > 0]; split it off exactly:
+    E[f(X)] = P(X > 0) + ∫_{-inf}^0 f(t) p(t) dt - ∫_0^inf (1 - f(t)) p(t) dt, where p is
+    the normal density. Both remainders decay like exp(-|t|) whatever tau is, so a fixed
+    rule on |t| <= 45 integrates them; the normal factor is smooth on the scale tau.
+    """
+    t, w = _half_line_rule()
+    mu, tau = mu[:, None], tau[:, None]
+
+    def density(x):
+        return np.exp(-0.5 * ((x - mu) / tau) ** 2) / (tau * np.sqrt(2 * np.pi))
+
+    below, above = density(-t), density(t)
+    left = expit(-t)  # f(-t) for f = invlogit; 1 - f(t) = invlogit(-t) as well
+    step = special.ndtr(mu[:, 0] / tau[:, 0])
+    mean = step + (below * left) @ w - (above * left) @ w
+    # invlogit^2: f(-t) = invlogit(-t)^2 and 1 - f(t) = invlogit(-t) (1 + invlogit(t)).
+    second = step + (below * left**2) @ w - (above * (left * (1 + expit(t)))) @ w
+    return mean, second
 
 
 def logit_normal_moments(mu, tau) -> tuple[np.ndarray, np.ndarray]:
@@ -61,18 +97,17 @@ def logit_normal_moments(mu, tau) -> tuple[np.ndarray, np.ndarray]:
     mean = np.empty_like(flat_mu)
     second = np.empty_like(flat_mu)
     todo = np.ones(flat_mu.shape, dtype=bool)
-    buckets = [*_TRAPEZOID_BUCKETS, (np.inf, None)]
-    for limit, step in buckets:
+    for limit, step in _TRAPEZOID_BUCKETS:
         sel = todo & (flat_tau <= limit)
         if not sel.any():
             continue
-        if step is None:
-            step = 0.5 / float(flat_tau[sel].max())
         nodes, weights = _trapezoid(step)
         values = expit(flat_mu[sel, None] + flat_tau[sel, None] * nodes)
         mean[sel] = values @ weights
         second[sel] = (values**2) @ weights
         todo &= ~sel
+    if todo.any():
+        mean[todo], second[todo] = _large_tau_moments(flat_mu[todo], flat_tau[todo])
     sd = np.sqrt(np.maximum(second - mean**2, 0.0))
     return mean.reshape(mu.shape), sd.reshape(mu.shape)
 
