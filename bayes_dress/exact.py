@@ -35,11 +35,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 from scipy import integrate, signal, special, stats
 from scipy.interpolate import CubicSpline, PchipInterpolator
 
+from bayes_dress._agq import log_likelihood as agq_log_likelihood
 from bayes_dress.data import OutcomeData
 from bayes_dress.errors import ImproperPosteriorError
 from bayes_dress.models import logit_normal_moments
@@ -674,37 +676,22 @@ def _mean_or_inf(grid: Grid, values: np.ndarray) -> float:
 # -- logit-normal ------------------------------------------------------------------------
 
 
-def _agq(mu, tau, y, n, nodes: int = AGQ_NODES):
-    """log ∫ Binomial(y | n, invlogit(eta)) Normal(eta | mu, tau) d eta, and the mode and
-    scale of the integrand, by adaptive Gauss-Hermite quadrature (the integrand is
-    log-concave, so a safeguarded Newton search finds its single mode)."""
+def _agq(mu, tau, y, n, nodes: int = AGQ_NODES) -> np.ndarray:
+    """log ∫ Binomial(y | n, invlogit(eta)) Normal(eta | mu, tau) d eta, by adaptive
+    Gauss-Hermite quadrature (see :mod:`bayes_dress._agq`)."""
     mu, tau = np.broadcast_arrays(np.asarray(mu, float), np.asarray(tau, float))
-    lo = mu - n * tau**2 - 1.0
-    hi = mu + n * tau**2 + 1.0
-    eta = np.clip(special.logit((y + 0.5) / (n + 1.0)), lo, hi)
-    eta = np.where(tau < 1.0, mu, eta)
-    for _ in range(100):
-        p = special.expit(eta)
-        grad = -(eta - mu) / tau**2 + y - n * p
-        curv = 1.0 / tau**2 + n * p * (1 - p)
-        delta = grad / curv
-        if np.all(np.abs(delta) <= 1e-12 * (1 + np.abs(eta))):
-            break
-        lo = np.where(grad > 0, eta, lo)
-        hi = np.where(grad < 0, eta, hi)
-        step = eta + delta
-        # Newton inside the bracket, else bisection (steps below rounding land on its end).
-        eta = np.where((step >= lo) & (step <= hi), step, 0.5 * (lo + hi))
-    p = special.expit(eta)
-    scale = 1.0 / np.sqrt(1.0 / tau**2 + n * p * (1 - p))
-    x, w = np.polynomial.hermite.hermgauss(nodes)
-    points = eta[..., None] + np.sqrt(2.0) * scale[..., None] * x
-    log_integrand = (-0.5 * ((points - mu[..., None]) / tau[..., None]) ** 2
-                     - np.log(tau[..., None]) - 0.5 * np.log(2 * np.pi)
-                     + y * special.log_expit(points) + (n - y) * special.log_expit(-points))
-    log_weights = np.log(w) + x**2 + np.log(np.sqrt(2.0) * scale[..., None])
-    log_choose = special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
-    return special.logsumexp(log_integrand + log_weights, axis=-1) + log_choose, eta, scale
+    x, w = _hermite_rule(nodes)
+    log_choose = float(special.gammaln(n + 1) - special.gammaln(y + 1)
+                       - special.gammaln(n - y + 1))
+    flat = agq_log_likelihood(np.ascontiguousarray(mu).reshape(-1),
+                              np.ascontiguousarray(tau).reshape(-1), float(y), float(n),
+                              x, np.log(w) + x**2, log_choose)
+    return flat.reshape(mu.shape)
+
+
+@cache
+def _hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.hermite.hermgauss(nodes)
 
 
 def _logit_normal(data, priors, points):
@@ -717,7 +704,7 @@ def _logit_normal(data, priors, points):
         # The coarse pass only bounds the grid: 8 quadrature nodes are plenty for that.
         nodes = 8 if coarse else AGQ_NODES
         tau = _to_heterogeneity(w)
-        terms = [_agq(mu, tau, yi, ni, nodes)[0] for yi, ni in zip(y, n, strict=True)]
+        terms = [_agq(mu, tau, yi, ni, nodes) for yi, ni in zip(y, n, strict=True)]
         if not coarse:
             study_loglik[:] = terms  # the fine grid's, reused for the study rates
         loglik = sum(terms)

@@ -102,7 +102,7 @@ def test_logit_normal_study_likelihood_by_adaptive_quadrature(y, n, mu, tau):
     what moves a reported quantile by 1e-4. The hardest case (no events in 500 patients,
     tau = 3: a heavy shoulder where the likelihood flattens) is at 1.7e-8 with 32 nodes.
     """
-    log_lik = float(_agq(np.array(mu), np.array(tau), float(y), float(n))[0])
+    log_lik = float(_agq(np.array(mu), np.array(tau), float(y), float(n)))
 
     def integrand(eta):
         return stats.binom.pmf(y, n, special.expit(eta)) * stats.norm.pdf(eta, mu, tau)
