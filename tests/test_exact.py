@@ -185,3 +185,15 @@ def test_nuts_agrees_with_exact_on_fifty_studies(model):
 @pytest.mark.slow
 def test_nuts_agrees_with_exact_under_bda3():
     _agree("beta_binomial", ([1, 16], [6, 18]), priors={"phi": "BDA3"})
+
+
+@pytest.mark.slow
+def test_pymc_sampler_agrees_with_exact_too():
+    """PyMC's own NUTS (--sampler pymc) is held to the same check as nutpie."""
+    import dataclasses
+
+    data = outcome_data([1, 16], [6, 18], studies=["Joly2012", "Sim2022"])
+    fit = fit_outcome(data, model="logit_normal", priors=_priors("logit_normal"),
+                      settings=dataclasses.replace(FAST, name="pymc"), thresholds=(0.5,))
+    assert not fit.failures, [c.message() for c in fit.failures]
+    assert int(fit.tree["sample_stats"]["diverging"].sum()) == 0
