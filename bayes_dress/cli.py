@@ -125,10 +125,10 @@ def fit(data, outcomes, definitions, exclude, model, config_path, priors, draws,
     config = config.replace(priors={**config.priors, **_pairs(priors, "--prior")},
                             definitions={**config.definitions,
                                          **_pairs(definitions, "--definition")})
-    prepare(config)  # every input error surfaces before any sampling
+    prepared = prepare(config)  # every input error surfaces before any sampling
     out = out or default_run_dir(config.model)
     check_destination(out, overwrite=overwrite)
-    result = run_fit(config)
+    result = run_fit(config, prepared=prepared)
     write_run(result, out, overwrite=overwrite)
     click.echo(format_headline(result))
     for check in result.failures:

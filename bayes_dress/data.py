@@ -195,8 +195,10 @@ def load_table(path: str | Path | None = None) -> StudyTable:
         With the file, line and column of the first problem found.
     """
     path = Path(path) if path is not None else bundled_data_path()
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"data file '{path}' not found")
+    if path.is_dir():
+        raise DataError(f"data file '{path}' is a directory, not a CSV file")
     try:
         raw = path.read_bytes()
     except OSError as err:

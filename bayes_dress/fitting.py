@@ -231,6 +231,9 @@ def fit_outcome(data: OutcomeData, *, model: str | Model, priors: Mapping[str, P
     )
 
 
+Prepared = tuple[StudyTable, dict[str, Prior], dict[str, OutcomeData]]
+
+
 def resolve_outcomes(table: StudyTable, requested: Sequence[str] | None) -> tuple[str, ...]:
     """The outcomes to fit: as requested, else the defaults the data have, else all."""
     if requested:
@@ -243,7 +246,7 @@ def resolve_outcomes(table: StudyTable, requested: Sequence[str] | None) -> tupl
     return defaults or table.outcomes
 
 
-def prepare(config: RunConfig) -> tuple[StudyTable, dict[str, Prior], dict[str, OutcomeData]]:
+def prepare(config: RunConfig) -> Prepared:
     """Validate everything a run needs before any sampling starts."""
     table = load_table(config.data)
     priors = resolve_priors(get_model_spec(config.model), config.priors)
@@ -259,8 +262,8 @@ def prepare(config: RunConfig) -> tuple[StudyTable, dict[str, Prior], dict[str, 
     return table, priors, selected
 
 
-def run_fit(config: RunConfig | None = None, *, cache: CompiledModelCache | None = None
-            ) -> FitResult:
+def run_fit(config: RunConfig | None = None, *, cache: CompiledModelCache | None = None,
+            prepared: Prepared | None = None) -> FitResult:
     """Fit every requested outcome as ``bayes-dress fit`` does, without writing files.
 
     Parameters
@@ -268,6 +271,8 @@ def run_fit(config: RunConfig | None = None, *, cache: CompiledModelCache | None
     config : RunConfig, optional
         Defaults: the bundled data, the beta-binomial model, default priors.
     cache : CompiledModelCache, optional
+    prepared : tuple, optional
+        What :func:`prepare` returned for ``config``, so the data are read only once.
 
     Returns
     -------
@@ -275,7 +280,7 @@ def run_fit(config: RunConfig | None = None, *, cache: CompiledModelCache | None
     """
     config = config or RunConfig()
     start = time.perf_counter()
-    table, priors, selected = prepare(config)
+    table, priors, selected = prepared or prepare(config)
     fits = {outcome: fit_outcome(data, model=config.model, priors=priors,
                                  settings=config.sampler, thresholds=config.thresholds,
                                  engine=config.engine, cache=cache)

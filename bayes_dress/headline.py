@@ -62,6 +62,8 @@ def format_outcome(fit: OutcomeFit) -> list[str]:
     if failed:
         lines.append(f"  DIAGNOSTICS FAILED ({len(failed)}): "
                      + "; ".join(c.detail for c in failed))
+    elif fit.engine == "exact" and fit.exact.grid is None:
+        lines.append("  exact engine: closed form (conjugate Beta posteriors)")
     elif fit.engine == "exact":
         lines.append(f"  exact engine: grid error {fit.exact.grid_error:.1e} "
                      f"({fit.exact.grid_points} points per axis)")
