@@ -91,7 +91,7 @@ def data_options(command):
 @click.option("--prior", "priors", multiple=True, metavar="PARAM=DIST(ARGS)",
               help="Override a prior, e.g. tau=HalfNormal(0.5) or phi=BDA3 (repeatable).")
 @click.option("--draws", type=click.IntRange(min=1), help="Draws per chain [2000].")
-@click.option("--tune", type=click.IntRange(min=0), help="Tuning steps per chain [1000].")
+@click.option("--tune", type=click.IntRange(min=1), help="Tuning steps per chain [1000].")
 @click.option("--chains", type=click.IntRange(min=1), help="Chains [4].")
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed [20260101].")
 @click.option("--target-accept", type=click.FloatRange(0.5, 1.0, max_open=True),

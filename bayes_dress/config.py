@@ -65,7 +65,8 @@ class SamplerSettings:
     def __post_init__(self):
         if self.name not in SAMPLERS:
             raise SpecError(f"unknown sampler '{self.name}'; valid: {choices(SAMPLERS)}")
-        for key, low in (("draws", 1), ("tune", 0), ("chains", 1), ("seed", 0)):
+        # nutpie needs at least one tuning step (it panics on zero).
+        for key, low in (("draws", 1), ("tune", 1), ("chains", 1), ("seed", 0)):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise SpecError(f"sampler {key} must be a whole number >= {low}, got {value!r}")

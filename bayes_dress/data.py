@@ -27,9 +27,6 @@ from bayes_dress.errors import DataError, choices
 from bayes_dress.resources import bundled_path
 
 REQUIRED_COLUMNS = ("study", "events", "total")
-#: Columns with a meaning of their own; every other column is a study-level covariate.
-KNOWN_COLUMNS = (*REQUIRED_COLUMNS, "outcome", "definition", "primary", "reported",
-                 "quote", "location", "note")
 #: Outcome name given to a table that has no ``outcome`` column.
 DEFAULT_OUTCOME = "events"
 #: Definition name given to rows of a table that has no ``definition`` column.
@@ -158,10 +155,9 @@ def _parse_count(value: str, *, where: str, column: str) -> int:
     text = value.strip()
     if not text:
         raise DataError(f"{where}, column '{column}': empty count")
-    try:
-        number = int(text)  # exact for long digit strings, which float() would round
-    except ValueError:
-        number = None
+    # ASCII digits only: int() would also take "1_000" and non-Latin digits.
+    plain = text.lstrip("+")
+    number = int(plain) if plain.isascii() and plain.isdigit() else None
     if number is None:  # "3.0", "1e2": accepted when they are whole numbers
         try:
             real = float(text)
@@ -221,7 +217,6 @@ def load_table(path: str | Path | None = None) -> StudyTable:
     if duplicated:
         raise DataError(f"{path}, line 1: column {', '.join(map(repr, duplicated))} "
                         "appears more than once")
-    has_definition = "definition" in header
     has_primary = "primary" in header
 
     parsed: list[dict] = []
@@ -283,14 +278,13 @@ def load_table(path: str | Path | None = None) -> StudyTable:
     if not parsed:
         raise DataError(f"{path} has a header but no data rows")
 
-    rows = _resolve_primary(path, parsed, has_definition=has_definition)
+    rows = _resolve_primary(path, parsed)
     studies = tuple(dict.fromkeys(r.study for r in rows))
     return StudyTable(path=path, sha256=hashlib.sha256(raw).hexdigest(), rows=rows,
                       studies=studies, study_info=_study_info(path))
 
 
-def _resolve_primary(path: Path, parsed: list[dict], *, has_definition: bool
-                     ) -> tuple[Row, ...]:
+def _resolve_primary(path: Path, parsed: list[dict]) -> tuple[Row, ...]:
     """Decide each study x outcome's primary definition, or say why it cannot be."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for p in parsed:
@@ -315,7 +309,6 @@ def _resolve_primary(path: Path, parsed: list[dict], *, has_definition: bool
             chosen = named[0]
         for p in group:
             p["primary"] = p is chosen
-    del has_definition  # a table without definitions has one row per study x outcome
     return tuple(Row(**p) for p in parsed)
 
 
@@ -356,8 +349,10 @@ def select_outcome(table: StudyTable, outcome: str, *, definition: str | None = 
     outcome : str
         An outcome in the table.
     definition : str, optional
-        Use this definition wherever a study reports it; a study that does not falls
-        back to its primary definition, and the fallback is noted. Default: primary.
+        Use this definition for every study that has a row for it; a study without such
+        a row falls back to its primary definition, and the fallback is noted. A study
+        whose row says the definition is not reported (``reported=false``) is left out
+        of this outcome, with a note, not counted as zero. Default: primary.
     exclude : iterable of str
         Study ids to leave out.
 

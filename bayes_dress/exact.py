@@ -7,16 +7,17 @@ error we control, instead of sampled:
 * ``common_effect`` and ``independent``: conjugate Beta posteriors in closed form (any
   other prior on the unit interval: one-dimensional quadrature).
 * ``beta_binomial``: the closed-form beta-binomial marginal likelihood on a 2-D grid over
-  (logit m, log phi).
-* ``logit_normal``: a 2-D grid over (mu, log tau); each study's likelihood
+  (logit m, log(phi + 0.1)).
+* ``logit_normal``: a 2-D grid over (mu, log(tau + 0.1)); each study's likelihood
   ``∫ Binomial(y | n, invlogit(eta)) Normal(eta | mu, tau) d eta`` by adaptive
   Gauss-Hermite quadrature (centred on each integrand's mode and scaled by its curvature).
 
 Grid: Simpson's rule on an odd number of points per axis. Its bounds are set from a
 coarse pass over a wide box (where the log density is within ``EDGE_DROP`` of its
-maximum), and the fine grid is checked: density at every edge must be below
-``exp(-EDGE_DROP)`` of the maximum, else the box is widened or, if the mass does not
-vanish however wide, the posterior is reported improper.
+maximum), and the fine grid is checked: log density at every edge (but the support
+edge of zero heterogeneity) must be at least ``EDGE_DROP - 5`` below the maximum, else
+the box is widened or, if the mass does not vanish however wide, the posterior is
+reported improper.
 
 Quantities that are functions of the hyperparameters (mean rate, SD of rates, phi,
 kappa, mu, tau) get their CDFs by integrating along the axis in which they are monotone
@@ -56,6 +57,9 @@ EDGE_DROP = 20.0
 GRID_TOLERANCE = 1e-4
 #: Points per axis of the 2-D grid (odd, for Simpson's rule), and of the check grid.
 GRID_POINTS = 65
+#: How many times the coarse box may double before the posterior is declared not to
+#: vanish at the edge (2^8 times the initial width: logit rates beyond +-3000).
+WIDENINGS = 9
 #: Points per axis of the coarse pass that bounds the grid.
 COARSE_POINTS = 65
 #: Gauss-Hermite nodes for the logit-normal study likelihoods.
@@ -110,7 +114,8 @@ class Marginal:
 
     @classmethod
     def point(cls, value: float) -> Marginal:
-        return cls(np.array([value, value + 1e-300]), np.array([0.0, 1.0]), value, 0.0)
+        """All mass at ``value`` (the common-effect model's zero SD of rates)."""
+        return cls.closed_form(_PointMass(value))
 
     @classmethod
     def closed_form(cls, dist) -> Marginal:
@@ -151,6 +156,28 @@ class Marginal:
         best = int(np.argmin(width))
         return float(self.quantile(lower_tail[best])), float(self.quantile(
             lower_tail[best] + prob))
+
+
+class _PointMass:
+    """A degenerate distribution with the SciPy methods Marginal uses."""
+
+    def __init__(self, value: float):
+        self.value = float(value)
+
+    def ppf(self, p):
+        return np.full(np.shape(p), self.value)
+
+    def cdf(self, x):
+        return np.where(np.asarray(x, dtype=float) >= self.value, 1.0, 0.0)
+
+    def sf(self, x):
+        return 1.0 - self.cdf(x)
+
+    def mean(self):
+        return self.value
+
+    def std(self):
+        return 0.0
 
 
 def _simpson_weights(n: int, step: float) -> np.ndarray:
@@ -304,11 +331,15 @@ def build_grid(log_posterior: Callable[..., np.ndarray],
     not vanish there and the posterior is improper (or the box is too small).
     """
     (a_lo, a_hi), (b_lo, b_hi) = box
-    for _ in range(5):
+    for _ in range(WIDENINGS):
         a = np.linspace(a_lo, a_hi, COARSE_POINTS)
         b = np.linspace(b_lo, b_hi, COARSE_POINTS)
         logp = log_posterior(a[:, None], b[None, :], coarse=True)
         logp = np.where(np.isfinite(logp), logp, -np.inf)
+        if not np.isfinite(np.max(logp)):
+            raise ImproperPosteriorError(f"{what}: the log posterior is -inf everywhere on "
+                                         "the grid; a prior puts (nearly) all its mass "
+                                         "outside the parameter range")
         keep = logp > np.max(logp) - EDGE_DROP
         rows, cols = np.nonzero(keep)
         touches = [rows.min() == 0, rows.max() == len(a) - 1, False,
@@ -324,7 +355,8 @@ def build_grid(log_posterior: Callable[..., np.ndarray],
         raise ImproperPosteriorError(
             f"{what}: the posterior does not vanish at the edge of the parameter space "
             f"(log density within {EDGE_DROP:g} of its peak at {_edge_name(touches)}), so "
-            "it is improper or too flat to integrate; use a proper, more informative prior")
+            "it is improper or too flat to integrate on a grid; use a proper, more "
+            "informative prior")
     coarse = np.exp(logp - np.max(logp))
     coarse /= coarse.sum()
     axes = []
@@ -380,9 +412,9 @@ def _rate_mixture(weights: np.ndarray, log_density: Callable, tail_cdf: Callable
     too narrow for any affordable grid; their CDFs are added directly, as normal CDFs
     with their own centre and spread, evaluated at the grid points within 8 SD of the
     centre (beyond that they are 0 or 1). A narrow component stands for the
-    hyperparameter cell around its grid point, across which its centre moves by about
-    the cell's width ``cell`` (logit scale): its spread is widened by the SD of a hat
-    of that half-width, sqrt(cell^2 / 6), so that neighbouring components join into a
+    hyperparameter cell around its grid point, across which its centre moves by
+    ``cell`` (logit scale): its spread is widened by the SD of a hat of that
+    half-width, sqrt(cell^2 / 6), so that neighbouring components join into a
     piecewise-linear whole instead of a staircase of near-point masses.
 
     ``log_density(eta, keep, w)``: the ``w``-weighted sum of the logit-scale densities
@@ -553,8 +585,11 @@ def log_rising(a: np.ndarray, k: int) -> np.ndarray:
     a = np.asarray(a, dtype=float)
     if k == 0:
         return np.zeros_like(a)
-    j = np.arange(k, dtype=float)
-    power_sums = [np.sum(j**p) for p in range(1, 6)]
+    # Sums of j^p for j = 0..k-1 (Faulhaber), without materialising the range.
+    m = float(k - 1)
+    power_sums = [m * (m + 1) / 2, m * (m + 1) * (2 * m + 1) / 6, (m * (m + 1) / 2) ** 2,
+                  m * (m + 1) * (2 * m + 1) * (3 * m * m + 3 * m - 1) / 30,
+                  m * m * (m + 1) ** 2 * (2 * m * m + 2 * m - 1) / 12]
     large = a > 1e4 * k
     safe = np.where(large, 1.0, a)
     direct = special.gammaln(safe + k) - special.gammaln(safe)
@@ -609,20 +644,31 @@ def _beta_binomial(data, priors, points):
     # kappa = phi^-2 is decreasing in phi: P(kappa <= x) = P(phi >= x^-1/2).
     kappa_marginal = Marginal(phi_marginal.x[::-1] ** -2.0, 1.0 - phi_marginal.cdf[::-1],
                               _mean_or_inf(grid, kappa), np.nan)
+    _unless_mean_exists(phi_marginal, grid, phi)
     # Study and new-study rates: mixtures over (m, phi), on a grid refined along logit m
     # where the components are narrower than its spacing.
     mix_weights, mix_m, mix_phi, cell = _refine_for_mixtures(grid, m, phi)
     mix_kappa = mix_phi**-2
     mix_alpha, mix_beta = mix_m * mix_kappa, (1 - mix_m) * mix_kappa
+
+    def centre_shift(a, b):
+        # How far a component's logit centre, digamma(a) - digamma(b), moves per unit of
+        # logit m: kappa m (1 - m) (trigamma(a) + trigamma(b)). About 1 for a new study;
+        # near 0 for a large study, whose rate its own data pin down whatever m is.
+        return cell * mix_kappa * mix_m * (1 - mix_m) * (special.polygamma(1, a)
+                                                         + special.polygamma(1, b))
+
     quantities = {
         "mean_rate": mean_rate,
-        "theta_new": _beta_mixture(mix_weights, mix_alpha, mix_beta, cell=cell),
+        "theta_new": _beta_mixture(mix_weights, mix_alpha, mix_beta,
+                                   cell=centre_shift(mix_alpha, mix_beta)),
         "sd_rates": grid.marginal_of(sd_rates, sd_inverse, axis=1, support=(0, 0.5)),
         "m": mean_rate,
         "phi": phi_marginal,
         "kappa": kappa_marginal,
     }
-    studies = {s: _beta_mixture(mix_weights, mix_alpha + yi, mix_beta + ni - yi, cell=cell)
+    studies = {s: _beta_mixture(mix_weights, mix_alpha + yi, mix_beta + ni - yi,
+                                cell=centre_shift(mix_alpha + yi, mix_beta + ni - yi))
                for s, yi, ni in zip(data.studies, y, n, strict=True)}
     return quantities, studies, grid, []
 
@@ -662,6 +708,13 @@ def _refine_for_mixtures(grid: Grid, m: np.ndarray, phi: np.ndarray):
     weights = np.concatenate(weights)
     return (weights / weights.sum(), np.concatenate(ms), np.concatenate(phis),
             np.concatenate(cells))
+
+
+def _unless_mean_exists(marginal: Marginal, grid: Grid, values: np.ndarray) -> None:
+    """Set an unbounded quantity's mean and SD to inf when they do not exist (a tail
+    like 1/phi^2 under BDA3): then the grid's upper edge carries a visible share."""
+    if not np.isfinite(_mean_or_inf(grid, values)):
+        marginal.mean, marginal.sd = float("inf"), float("inf")
 
 
 def _mean_or_inf(grid: Grid, values: np.ndarray) -> float:
@@ -725,6 +778,7 @@ def _logit_normal(data, priors, points):
         "tau": grid.marginal_of(tau, lambda other, x: _from_heterogeneity(x) + 0 * other,
                                 axis=1, support=(0, np.inf), coordinate=_to_heterogeneity),
     }
+    _unless_mean_exists(quantities["tau"], grid, tau)
     quantities["theta_new"] = _logit_normal_rate(grid, np.log(grid.density), None)
     studies = {}
     for study, yi, ni, log_lik in zip(data.studies, y, n, study_loglik, strict=True):

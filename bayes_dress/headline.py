@@ -63,17 +63,19 @@ def format_outcome(fit: OutcomeFit) -> list[str]:
         lines.append(f"  DIAGNOSTICS FAILED ({len(failed)}): "
                      + "; ".join(c.detail for c in failed))
     elif fit.engine == "exact" and fit.exact.grid is None:
-        lines.append("  exact engine: closed form (conjugate Beta posteriors)")
+        lines.append("  exact engine: no grid (conjugate Beta posteriors, or one-dimensional "
+                     "quadrature for another prior)")
     elif fit.engine == "exact":
         lines.append(f"  exact engine: grid error {fit.exact.grid_error:.1e} "
                      f"({fit.exact.grid_points} points per axis)")
     else:
         worst_rhat = fit.summary["r_hat"].max()
         min_ess = fit.summary[["ess_bulk", "ess_tail"]].min().min()
-        agreement = next(c for c in fit.checks if c.check == "exact_agreement")
+        agreement = next((c for c in fit.checks if c.check == "exact_agreement"), None)
+        versus = (f", NUTS vs exact engine max |z| {agreement.value:.1f} MCSE"
+                  if agreement is not None else ", not checked against the exact engine")
         lines.append(f"  diagnostics OK: 0 divergences, max R-hat {worst_rhat:.3f}, "
-                     f"min ESS {min_ess:.0f}, NUTS vs exact engine max |z| "
-                     f"{agreement.value:.1f} MCSE")
+                     f"min ESS {min_ess:.0f}{versus}")
     return lines
 
 

@@ -4,7 +4,7 @@ Each model does two things and nothing else:
 
 * :meth:`Model.build` returns a PyMC model for one outcome's counts. Data and prior
   arguments are ``pm.Data`` containers, so a compiled model can be re-run on new counts
-  or new prior values (the sensitivity sweep does this dozens of times).
+  or new prior values (without recompiling).
 * :meth:`Model.derived` turns draws of the sampled parameters into the reported
   quantities, with NumPy, for posterior and prior draws alike:
 
@@ -39,9 +39,9 @@ POPULATION_QUANTITIES = ("mean_rate", "theta_new", "sd_rates")
 Z_HALF_WIDTH = 9.0
 #: (largest tau, trapezoid step in z). The trapezoid rule on an analytic integrand has
 #: error ~ exp(-2 pi^2 / (tau h)) (invlogit has poles at imaginary distance pi / tau in
-#: z), so tau h <= 0.5 keeps it below 1e-17. Above LARGE_TAU the split rule is used.
+#: z), so tau h <= 0.5 keeps it below 1e-17. Above the last bucket the split rule of
+#: _large_tau_moments is used.
 _TRAPEZOID_BUCKETS = ((2.0, 0.25), (8.0, 1 / 16))
-LARGE_TAU = 8.0
 
 Draws = Mapping[str, np.ndarray]
 
@@ -90,12 +90,13 @@ def _large_tau_moments(mu: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.
 def logit_normal_moments(mu, tau) -> tuple[np.ndarray, np.ndarray]:
     """Mean and SD of ``invlogit(mu + tau Z)``, ``Z ~ Normal(0, 1)``, by quadrature.
 
-    Accurate to ~1e-12 for any tau (checked against adaptive quadrature in the tests).
+    Mean and variance to ~1e-12 for any tau (checked against adaptive quadrature in the
+    tests); the variance is taken about the mean, so small SDs (tau -> 0) stay exact.
     """
     mu, tau = np.broadcast_arrays(np.asarray(mu, dtype=float), np.asarray(tau, dtype=float))
     flat_mu, flat_tau = mu.reshape(-1), tau.reshape(-1)
     mean = np.empty_like(flat_mu)
-    second = np.empty_like(flat_mu)
+    variance = np.empty_like(flat_mu)
     todo = np.ones(flat_mu.shape, dtype=bool)
     for limit, step in _TRAPEZOID_BUCKETS:
         sel = todo & (flat_tau <= limit)
@@ -104,11 +105,12 @@ def logit_normal_moments(mu, tau) -> tuple[np.ndarray, np.ndarray]:
         nodes, weights = _trapezoid(step)
         values = expit(flat_mu[sel, None] + flat_tau[sel, None] * nodes)
         mean[sel] = values @ weights
-        second[sel] = (values**2) @ weights
+        variance[sel] = ((values - mean[sel, None]) ** 2) @ weights
         todo &= ~sel
     if todo.any():
-        mean[todo], second[todo] = _large_tau_moments(flat_mu[todo], flat_tau[todo])
-    sd = np.sqrt(np.maximum(second - mean**2, 0.0))
+        big_mean, big_second = _large_tau_moments(flat_mu[todo], flat_tau[todo])
+        mean[todo], variance[todo] = big_mean, big_second - big_mean**2
+    sd = np.sqrt(np.maximum(variance, 0.0))
     return mean.reshape(mu.shape), sd.reshape(mu.shape)
 
 

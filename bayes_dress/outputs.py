@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import uuid
@@ -64,27 +65,42 @@ def check_destination(out: Path, *, overwrite: bool) -> None:
     if out.exists() and not overwrite:
         raise OutputError(f"results directory '{out}' already exists; pass --overwrite to "
                           "replace it, or choose another --out")
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise OutputError(f"cannot create '{out}': '{parent}' is a file, not a directory")
+    if parent is not None and not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot create '{out}': '{parent}' is not writable")
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a file-name part: anything but letters, digits, '.', '-' and '_' -> '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 @contextlib.contextmanager
 def atomic_directory(out: Path, *, overwrite: bool) -> Iterator[Path]:
     """Yield a temporary directory that becomes ``out`` only if the block succeeds."""
     check_destination(out, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+    except OSError as err:
+        raise OutputError(f"cannot create '{out}': {err.strerror}") from None
+    old = None
     try:
         yield tmp
         if out.exists():
             old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists() and not out.exists():
+            os.replace(old, out)  # put the previous run back
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _sha256(path: Path) -> str:
@@ -186,7 +202,8 @@ def write_run(result: FitResult, out: str | Path, *, overwrite: bool = False,
         for outcome, fit in result.fits.items():
             # An exact fit has marginal posteriors, not joint draws: nothing to write here.
             if fit.engine == "nuts":
-                fit.tree.to_netcdf(tmp / f"posterior-{outcome}.nc", engine="netcdf4")
+                fit.tree.to_netcdf(tmp / f"posterior-{safe_name(outcome)}.nc",
+                                   engine="netcdf4")
         comparisons = [f.comparison for f in result.fits.values() if f.comparison is not None]
         if comparisons:
             pd.concat(comparisons, ignore_index=True).to_csv(tmp / "exact_comparison.csv",

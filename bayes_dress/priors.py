@@ -5,7 +5,7 @@ A prior is written the way a statistician writes it, ``HalfNormal(0.5)`` or
 with :mod:`ast` and only numeric literals are accepted: nothing is ever evaluated as
 code. Argument names and their order follow PyMC, so a PyMC user reads them as usual.
 
-One :class:`Prior` serves three consumers, so a prior means the same thing everywhere:
+One :class:`Prior` serves both sides, so a prior means the same thing everywhere:
 
 * the PyMC model (:meth:`Prior.add_to_model`), with the prior's arguments held in
   ``pm.Data`` containers so that a compiled model can be re-run with new prior
@@ -27,9 +27,6 @@ import numpy as np
 from scipy import stats
 
 from bayes_dress.errors import SpecError, choices
-
-#: Nested supports: a prior whose support lies inside a parameter's support is allowed.
-SUPPORT_ORDER = {"unit": 0, "positive": 1, "real": 2}
 
 
 class _HalfStudentT:
@@ -60,7 +57,6 @@ class Family:
     scipy: Callable[..., Any] | None
     check: Callable[[Mapping[str, float]], str | None] = lambda a: None
     proper: bool = True
-    doc: str = ""
 
     @property
     def signature(self) -> str:
@@ -121,9 +117,7 @@ FAMILIES: dict[str, Family] = {
         # flat prior on m = alpha/(alpha+beta) and on phi = (alpha+beta)^(-1/2). As a prior
         # on phi alone it is flat on (0, inf): improper, so it is allowed only where a model
         # declares it, and the exact engine checks that the posterior is proper.
-        Family("BDA3", (), "positive", "HalfFlat", None, proper=False,
-               doc="flat on phi = (alpha+beta)^(-1/2); with m ~ Beta(1, 1) this is "
-                   "BDA3's p(alpha, beta) ∝ (alpha+beta)^(-5/2). Improper."),
+        Family("BDA3", (), "positive", "HalfFlat", None, proper=False),
     ]
 }
 

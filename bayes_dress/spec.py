@@ -78,7 +78,7 @@ def model_specs() -> dict[str, ModelSpec]:
     for path in sorted(bundled_path("models").glob("*.toml")):
         with open(path, "rb") as handle:
             if "parameters" not in tomllib.load(handle):
-                continue  # sensitivity specs and the like live in the same folder
+                continue  # a TOML file that is not a model spec
         spec = _read_spec(path)
         specs[spec.name] = spec
     return specs

@@ -305,7 +305,7 @@ def test_prior_outside_support(tmp_path):
 
 @pytest.mark.parametrize(
     ("flag", "value"),
-    [("--draws", "0"), ("--draws", "many"), ("--tune", "-1"), ("--chains", "0"),
+    [("--draws", "0"), ("--draws", "many"), ("--tune", "-1"), ("--tune", "0"), ("--chains", "0"),
      ("--seed", "-1"), ("--target-accept", "1.5"), ("--target-accept", "1.0"),
      ("--target-accept", "0.1"), ("--sampler", "stan"), ("--threshold", "0"),
      ("--threshold", "1.5")],

@@ -218,3 +218,30 @@ def test_models_command_lists_priors_with_rationale():
     result = run("models")
     assert "phi ~ HalfNormal(sigma=0.5)" in result.output
     assert "Friede" in result.output and "BDA3" in result.output
+
+
+def test_exact_engine_for_every_model_writes_a_run(tmp_path):
+    for model in ("common_effect", "independent"):
+        out = tmp_path / model
+        result = run("fit", "--engine", "exact", "--model", model, "--out", str(out))
+        assert result.exit_code == 0, result.stderr
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["engine"] == "exact"
+        assert not list(out.glob("posterior-*.nc"))
+        summary = pd.read_csv(out / "summary.csv")
+        assert (summary["mcse_mean"] == 0).all()
+
+
+def test_outcome_names_are_safe_file_names(tmp_path):
+    (tmp_path / "odd.csv").write_text("study,outcome,events,total\nA,a/b,3,10\nB,a/b,5,12\n")
+    out = tmp_path / "run"
+    result = run("fit", "--data", str(tmp_path / "odd.csv"), *SMALL, "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert (out / "posterior-a_b.nc").exists()
+
+
+def test_out_below_a_file_fails_before_fitting(tmp_path):
+    (tmp_path / "afile").write_text("")
+    result = CliRunner().invoke(main, ["fit", *SMALL, "--out", str(tmp_path / "afile" / "x")])
+    assert result.exit_code == 2
+    assert "is a file" in result.stderr and "Traceback" not in result.output
