@@ -145,16 +145,13 @@ def fit(data, outcomes, definitions, exclude, model, config_path, priors, draws,
 @user_errors
 def data_command(data, outcomes, definitions, exclude):
     """Validate a study table and show its counts and provenance."""
-    from bayes_dress.data import check_exclusions, load_table, select_outcome
+    from bayes_dress.data import check_definitions, check_exclusions, load_table, select_outcome
 
     table = load_table(data)
     check_exclusions(table, exclude)
     defs = _pairs(definitions, "--definition")
     shown = tuple(dict.fromkeys(outcomes)) or table.outcomes
-    stray = [o for o in defs if o not in shown]
-    if stray:
-        raise SpecError(f"--definition given for outcome '{stray[0]}', which is not being "
-                        f"shown; outcomes: {choices(shown)}")
+    check_definitions(defs, shown)
     # Select every outcome before printing anything, so that an error is not preceded
     # by a table already declared valid.
     selections = {outcome: select_outcome(table, outcome, definition=defs.get(outcome),

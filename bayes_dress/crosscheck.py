@@ -27,7 +27,7 @@ STATISTICS = (("mean", None), ("q2.5", 0.025), ("median", 0.5), ("q97.5", 0.975)
 COLUMNS = ["outcome", "parameter", "study", "statistic", "nuts", "exact", "mcse", "z"]
 
 
-def _pairs(tree: xr.DataTree, exact: ExactFit):
+def _matched_quantities(tree: xr.DataTree, exact: ExactFit):
     posterior = tree["posterior"].to_dataset()
     for name, marginal in exact.quantities.items():
         if name in posterior and STUDY_DIM not in posterior[name].dims:
@@ -40,7 +40,7 @@ def _pairs(tree: xr.DataTree, exact: ExactFit):
 def compare_with_exact(tree: xr.DataTree, exact: ExactFit, *, outcome: str) -> pd.DataFrame:
     """NUTS minus exact, per quantity and statistic, in Monte Carlo standard errors."""
     rows = []
-    for name, study, draws, marginal in _pairs(tree, exact):
+    for name, study, draws, marginal in _matched_quantities(tree, exact):
         if np.ptp(draws) == 0:
             continue  # a constant (the common-effect model's zero SD of rates)
         da = xr.DataArray(draws, dims=("chain", "draw"))

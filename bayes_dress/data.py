@@ -326,6 +326,15 @@ def _study_info(path: Path) -> dict[str, dict[str, str]]:
                         f"be read as a UTF-8 CSV ({err})") from None
 
 
+def check_definitions(definitions: Mapping[str, str], outcomes: Iterable[str]) -> None:
+    """Every ``--definition OUTCOME=NAME`` must name an outcome being analysed."""
+    outcomes = tuple(outcomes)
+    stray = [o for o in definitions if o not in outcomes]
+    if stray:
+        raise DataError(f"--definition given for outcome '{stray[0]}', which is not being "
+                        f"analysed; outcomes: {choices(outcomes)}")
+
+
 def check_exclusions(table: StudyTable, exclude: Iterable[str]) -> tuple[str, ...]:
     """Validate ``--exclude`` against the table's studies."""
     exclude = tuple(dict.fromkeys(exclude))

@@ -39,7 +39,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 import numpy as np
 from scipy import integrate, signal, special, stats
@@ -106,6 +106,7 @@ class Marginal:
     #: A frozen SciPy distribution when the posterior is known in closed form.
     dist: object | None = field(default=None, repr=False)
     _inverse: PchipInterpolator | None = field(default=None, repr=False)
+    _forward: PchipInterpolator | None = field(default=None, repr=False)
 
     def __post_init__(self):
         cdf = np.clip(np.maximum.accumulate(self.cdf), 0.0, 1.0)
@@ -141,8 +142,9 @@ class Marginal:
             return self.dist.cdf(x)
         if len(self.x) < 3:
             return np.interp(x, self.x, self.cdf)
-        inside = PchipInterpolator(self.x, self.cdf, extrapolate=False)(
-            np.clip(x, self.x[0], self.x[-1]))
+        if self._forward is None:
+            self._forward = PchipInterpolator(self.x, self.cdf, extrapolate=False)
+        inside = self._forward(np.clip(x, self.x[0], self.x[-1]))
         return np.clip(np.where(x < self.x[0], 0.0, np.where(x >= self.x[-1], 1.0, inside)),
                        0.0, 1.0)
 
@@ -268,7 +270,7 @@ class Grid:
     def b(self) -> np.ndarray:
         return self.axes[1].values
 
-    @property
+    @cached_property
     def weights(self) -> np.ndarray:
         """Quadrature weight of each grid point, summing to 1."""
         return self.axes[0].weights[:, None] * self.axes[1].weights[None, :] * self.density

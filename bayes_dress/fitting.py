@@ -17,9 +17,16 @@ import xarray as xr
 
 from bayes_dress.config import DEFAULT_OUTCOMES, RunConfig, SamplerSettings
 from bayes_dress.crosscheck import agreement_check, compare_with_exact
-from bayes_dress.data import OutcomeData, StudyTable, check_exclusions, load_table, select_outcome
+from bayes_dress.data import (
+    OutcomeData,
+    StudyTable,
+    check_definitions,
+    check_exclusions,
+    load_table,
+    select_outcome,
+)
 from bayes_dress.diagnostics import Check, check_fit, failures
-from bayes_dress.errors import DataError, ImproperPosteriorError, SpecError, choices
+from bayes_dress.errors import DataError, ImproperPosteriorError, choices
 from bayes_dress.exact import GRID_TOLERANCE, ExactFit, exact_fit
 from bayes_dress.models import POPULATION_QUANTITIES, STUDY_DIM, Model, get_model
 from bayes_dress.priors import Prior
@@ -264,10 +271,7 @@ def prepare(config: RunConfig) -> Prepared:
     priors = resolve_priors(get_model_spec(config.model), config.priors)
     get_model(config.model)
     outcomes = resolve_outcomes(table, config.outcomes)
-    stray = [o for o in config.definitions if o not in outcomes]
-    if stray:
-        raise SpecError(f"--definition given for outcome '{stray[0]}', which is not being "
-                        f"fitted; fitted outcomes: {choices(outcomes)}")
+    check_definitions(config.definitions, outcomes)
     check_exclusions(table, config.exclude)
     selected = {o: select_outcome(table, o, definition=config.definitions.get(o),
                                   exclude=config.exclude) for o in outcomes}

@@ -333,7 +333,7 @@ def test_unknown_data_column_for_fit(tmp_path):
 
 def test_definition_for_outcome_not_fitted(tmp_path):
     assert_user_error(fit(tmp_path, "--outcome", "success", "--definition", "death=any"),
-                      "'death'", "not being fitted")
+                      "'death'", "not being analysed")
 
 
 def write_config(tmp_path, text, name="run.toml"):
