@@ -791,10 +791,12 @@ def _logit_normal(data, priors, points):
                                 axis=1, support=(0, np.inf), coordinate=_to_heterogeneity),
     }
     _unless_mean_exists(quantities["tau"], grid, tau)
-    quantities["theta_new"] = _logit_normal_rate(grid, np.log(grid.density), None)
+    kernels: dict = {}
+    quantities["theta_new"] = _logit_normal_rate(grid, np.log(grid.density), None, kernels)
     studies = {}
     for study, yi, ni, log_lik in zip(data.studies, y, n, study_loglik, strict=True):
-        studies[study] = _logit_normal_rate(grid, np.log(grid.density) - log_lik, (yi, ni))
+        studies[study] = _logit_normal_rate(grid, np.log(grid.density) - log_lik, (yi, ni),
+                                            kernels)
     return quantities, studies, grid, []
 
 
@@ -834,8 +836,8 @@ def _hat_kernels(sigma: np.ndarray, half_width: int) -> np.ndarray:
     return ramp(d + 1) - 2 * ramp(d) + ramp(d - 1)
 
 
-def _logit_normal_rate(grid: Grid, log_q: np.ndarray, counts: tuple[float, float] | None
-                       ) -> Marginal:
+def _logit_normal_rate(grid: Grid, log_q: np.ndarray, counts: tuple[float, float] | None,
+                       kernels: dict) -> Marginal:
     """Posterior of a rate whose logit is eta ~ Normal(mu, tau) given the grid point,
     tilted by a binomial likelihood ``counts`` = (y, n) if given.
 
@@ -862,8 +864,12 @@ def _logit_normal_rate(grid: Grid, log_q: np.ndarray, counts: tuple[float, float
     length = len(fine_mu) + 2 * half
     eta = fine_mu[0] - half * fine_step + fine_step * np.arange(length)
     rows = np.nonzero(significant)[0]
-    kernels = _hat_kernels(tau[rows] / fine_step, half)
-    g = w_weights[rows] @ signal.fftconvolve(q[:, rows].T, kernels, mode="full", axes=1)
+    # The new-study rate and every study share these kernels when their grids match.
+    key = (fine_step, half, rows.tobytes())
+    if key not in kernels:
+        kernels[key] = _hat_kernels(tau[rows] / fine_step, half)
+    g = w_weights[rows] @ signal.fftconvolve(q[:, rows].T, kernels[key], mode="full",
+                                             axes=1)
     g = np.maximum(g, 0.0)
     inside = (eta >= -LOGIT_LIMIT) & (eta <= LOGIT_LIMIT)
     eta, g = eta[inside], g[inside]
