@@ -926,12 +926,12 @@ def exact_fit(data: OutcomeData, *, model: str, priors: Mapping[str, Prior],
     grid_error = 0.0
     if check and grid is not None:
         fine = _compute(model, data, priors, 2 * points - 1)
-        finite = np.isfinite(_reported_quantiles(quantities, studies))
-        diff = np.abs(_reported_quantiles(fine[0], fine[1])
-                      - _reported_quantiles(quantities, studies))[finite]
+        before = _reported_quantiles(quantities, studies)
+        after = _reported_quantiles(fine[0], fine[1])
+        finite = np.isfinite(before) & np.isfinite(after)
         # Quantiles of unbounded quantities (kappa) are compared relative to their size.
-        scale = np.maximum(1.0, np.abs(_reported_quantiles(fine[0], fine[1])[finite]))
-        grid_error = float(np.max(diff / scale)) if diff.size else 0.0
+        change = np.abs(after - before)[finite] / np.maximum(1.0, np.abs(after[finite]))
+        grid_error = float(np.max(change)) if change.size else 0.0
         quantities, studies, grid, notes = fine
         points = 2 * points - 1
     return ExactFit(outcome=data.outcome, model=model, quantities=quantities,
