@@ -405,6 +405,8 @@ def _edge_name(touches) -> str:
 #: below which 1% of the mass lies, within these bounds. Components narrower than
 #: NARROW_STEPS steps enter through their CDFs instead (see _rate_mixture).
 MIXTURE_STEP_BOUNDS = (0.01, 0.08)
+#: Grid points per block when summing mixture densities (see _beta_mixture).
+MIXTURE_BLOCK = 256
 NARROW_STEPS = 3.0
 
 
@@ -490,11 +492,16 @@ def _beta_mixture(weights, alpha, beta, *, cell) -> Marginal:
     spread = np.sqrt(special.polygamma(1, alpha) + special.polygamma(1, beta))
 
     def log_density(eta, keep, w):
-        # Beta density on the logit scale, x^a (1 - x)^b / B(a, b), summed over components.
-        log_dens = (alpha[keep, None] * special.log_expit(eta)[None, :]
-                    + beta[keep, None] * special.log_expit(-eta)[None, :]
-                    - log_norm[keep, None])
-        return w @ np.exp(log_dens)
+        # Beta density on the logit scale, x^a (1 - x)^b / B(a, b), summed over components,
+        # a block of points at a time: the (components x points) temporaries then stay
+        # in cache (whole, they run to hundreds of MB for a single study's wide mixture).
+        a, b, c = alpha[keep, None], beta[keep, None], log_norm[keep, None]
+        log_x, log_1mx = special.log_expit(eta), special.log_expit(-eta)
+        out = np.empty(eta.shape)
+        for start in range(0, eta.size, MIXTURE_BLOCK):
+            block = slice(start, start + MIXTURE_BLOCK)
+            out[block] = w @ np.exp(a * log_x[block] + b * log_1mx[block] - c)
+        return out
 
     def tail_cdf(eta0):
         return special.betainc(alpha, beta, special.expit(eta0))
@@ -792,10 +799,13 @@ def _logit_normal(data, priors, points):
     }
     _unless_mean_exists(quantities["tau"], grid, tau)
     kernels: dict = {}
-    quantities["theta_new"] = _logit_normal_rate(grid, np.log(grid.density), None, kernels)
+    # The density underflows to 0 far out on the grid; log(0) = -inf is meant there.
+    with np.errstate(divide="ignore"):
+        log_density = np.log(grid.density)
+    quantities["theta_new"] = _logit_normal_rate(grid, log_density, None, kernels)
     studies = {}
     for study, yi, ni, log_lik in zip(data.studies, y, n, study_loglik, strict=True):
-        studies[study] = _logit_normal_rate(grid, np.log(grid.density) - log_lik, (yi, ni),
+        studies[study] = _logit_normal_rate(grid, log_density - log_lik, (yi, ni),
                                             kernels)
     return quantities, studies, grid, []
 

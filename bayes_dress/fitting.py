@@ -28,7 +28,13 @@ from bayes_dress.data import (
 from bayes_dress.diagnostics import Check, check_fit, failures
 from bayes_dress.errors import DataError, ImproperPosteriorError, choices
 from bayes_dress.exact import GRID_TOLERANCE, ExactFit, exact_fit
-from bayes_dress.models import POPULATION_QUANTITIES, STUDY_DIM, Model, get_model
+from bayes_dress.models import (
+    POPULATION_QUANTITIES,
+    STUDY_DIM,
+    Model,
+    SharedFamilies,
+    get_model,
+)
 from bayes_dress.priors import Prior
 from bayes_dress.sampling import CompiledModelCache, derive_seed, sample_posterior
 from bayes_dress.spec import get_model_spec, resolve_priors
@@ -148,8 +154,10 @@ def _exact_plot_draws(exact: ExactFit, data: OutcomeData) -> xr.Dataset:
 
 def fit_outcome(data: OutcomeData, *, model: str | Model, priors: Mapping[str, Prior],
                 settings: SamplerSettings, thresholds: Sequence[float],
-                engine: str = "nuts", cache: CompiledModelCache | None = None
-                ) -> OutcomeFit:
+                engine: str = "nuts", cache: CompiledModelCache | None = None,
+                n_slots: int | None = None,
+                shared: SharedFamilies | None = None,
+                check_grid: bool = True, plot_draws: bool = True) -> OutcomeFit:
     """Fit one outcome's counts and summarise the fit.
 
     Parameters
@@ -169,6 +177,21 @@ def fit_outcome(data: OutcomeData, *, model: str | Model, priors: Mapping[str, P
         ``"exact"`` integrates numerically (see :mod:`bayes_dress.exact`).
     cache : CompiledModelCache, optional
         Compiled models to reuse; the process-wide cache by default.
+    n_slots : int, optional
+        Study slots of the compiled model (see :func:`bayes_dress.sampling.padded`).
+    shared : mapping of str to tuple of str, optional
+        Prior families to hold in one graph, per parameter (see
+        :meth:`bayes_dress.priors.Prior.add_to_model`). A sweep passes these and its
+        largest study count, so that its fits share compiled models; the posterior is
+        the same either way.
+    check_grid : bool
+        For ``engine="exact"``: refit at twice the grid resolution and report the
+        largest change of a quantile (``grid_error``), which quadruples the cost. A
+        sweep measures it on its primary analysis only; an unmeasured grid error is
+        reported as such, never as a pass.
+    plot_draws : bool
+        For ``engine="exact"``: put quantile draws of each exact marginal in the tree's
+        posterior group, for plots (a sweep, which draws no such plots, skips them).
 
     Returns
     -------
@@ -185,7 +208,8 @@ def fit_outcome(data: OutcomeData, *, model: str | Model, priors: Mapping[str, P
     # unchecked, and says so.
     notes = list(data.notes)
     try:
-        exact = exact_fit(data, model=model.name, priors=priors, check=engine == "exact")
+        exact = exact_fit(data, model=model.name, priors=priors,
+                          check=engine == "exact" and check_grid)
         notes += exact.notes
     except ImproperPosteriorError as err:
         if engine == "exact" or not all(p.proper for p in priors.values()):
@@ -201,20 +225,29 @@ def fit_outcome(data: OutcomeData, *, model: str | Model, priors: Mapping[str, P
     attrs = {"outcome": data.outcome, "model": model.name, "engine": engine,
              "priors": "; ".join(f"{k} ~ {p}" for k, p in priors.items())}
     if engine == "exact":
-        groups = {"posterior": _exact_plot_draws(exact, data), **_data_groups(data),
-                  **prior_groups}
+        groups = {**_data_groups(data), **prior_groups}
+        if plot_draws:
+            groups["posterior"] = _exact_plot_draws(exact, data)
         tree = xr.DataTree.from_dict(groups)
         tree.attrs.update(attrs)
         summary = summarize_exact(exact, outcome=data.outcome,
                                   prior=prior_groups.get("prior"),
                                   order=_reporting_order(model))
-        passed = exact.grid_error <= GRID_TOLERANCE
-        checks = [Check(data.outcome, "grid_error", passed, exact.grid_error, GRID_TOLERANCE,
-                        f"largest change of a reported quantile when the grid resolution "
-                        f"doubles ({exact.grid_points} points per axis): "
-                        f"{exact.grid_error:.1e}, tolerance {GRID_TOLERANCE:g}",
-                        "the posterior is too sharp, heavy-tailed or discontinuous for the "
-                        "grid to resolve at this tolerance; check with the NUTS engine")]
+        if check_grid:
+            passed = exact.grid_error <= GRID_TOLERANCE
+            checks = [Check(data.outcome, "grid_error", passed, exact.grid_error,
+                            GRID_TOLERANCE,
+                            f"largest change of a reported quantile when the grid "
+                            f"resolution doubles ({exact.grid_points} points per axis): "
+                            f"{exact.grid_error:.1e}, tolerance {GRID_TOLERANCE:g}",
+                            "the posterior is too sharp, heavy-tailed or discontinuous for "
+                            "the grid to resolve at this tolerance; check with the NUTS "
+                            "engine")]
+        else:
+            notes.append("grid error not measured for this fit (a sweep measures it on "
+                         "its primary analysis only)")
+            checks = [Check(data.outcome, "grid_error", True, float("nan"), GRID_TOLERANCE,
+                            "grid error not measured (no refinement for this fit)", "")]
         return OutcomeFit(
             outcome=data.outcome, model=model.name, data=data, priors=dict(priors),
             tree=tree, summary=summary,
@@ -222,7 +255,8 @@ def fit_outcome(data: OutcomeData, *, model: str | Model, priors: Mapping[str, P
                                                    thresholds=thresholds),
             checks=checks, notes=notes, engine=engine, exact=exact)
 
-    sampled = sample_posterior(model, data, priors, settings, seed=seeds[0], cache=cache)
+    sampled = sample_posterior(model, data, priors, settings, seed=seeds[0], cache=cache,
+                               n_slots=n_slots, shared=shared)
     posterior_draws = {k: sampled["posterior"][k].values for k in model.sampled}
     quantities, replicated = _with_derived(model, posterior_draws, data,
                                            np.random.default_rng(seeds[1]), priors,

@@ -22,9 +22,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from functools import cache
+from types import MappingProxyType
 
 import numpy as np
-from scipy import special
+from scipy import special, stats
 from scipy.special import expit
 
 from bayes_dress.data import OutcomeData
@@ -44,6 +45,8 @@ Z_HALF_WIDTH = 9.0
 _TRAPEZOID_BUCKETS = ((2.0, 0.25), (8.0, 1 / 16))
 
 Draws = Mapping[str, np.ndarray]
+#: Parameter -> the prior families one compiled graph holds for it.
+SharedFamilies = Mapping[str, tuple[str, ...]]
 
 
 @cache
@@ -131,20 +134,30 @@ class Model(ABC):
     sampled: tuple[str, ...]
     #: Sampled parameters with a study dimension.
     study_level: tuple[str, ...] = ()
+    #: Support of each parameter with a prior ("unit", "positive" or "real").
+    supports: Mapping[str, str] = MappingProxyType({})
 
     def coords(self, data: OutcomeData) -> dict[str, list[str]]:
         return {STUDY_DIM: list(data.studies)}
 
     @abstractmethod
-    def build(self, data: OutcomeData, priors: Mapping[str, Prior]):
-        """The PyMC model for ``data`` under ``priors``."""
+    def build(self, data: OutcomeData, priors: Mapping[str, Prior], *,
+              shared: SharedFamilies | None = None):
+        """The PyMC model for ``data`` under ``priors``; ``shared`` maps a parameter to
+        the prior families its graph holds (see :meth:`Prior.add_to_model`)."""
 
-    def data_values(self, data: OutcomeData, priors: Mapping[str, Prior]) -> dict:
+    def data_values(self, data: OutcomeData, priors: Mapping[str, Prior], *,
+                    shared: SharedFamilies | None = None) -> dict:
         """Values of every ``pm.Data`` container, for re-running a compiled model."""
         values = {"events": data.events, "totals": data.totals}
         for name, prior in priors.items():
-            values.update(prior.data_names(name))
+            values.update(prior.data_values(name, (shared or {}).get(name)))
         return values
+
+    def prior_variable(self, name: str, priors: Mapping[str, Prior],
+                       shared: SharedFamilies | None, **kwargs):
+        """Add parameter ``name`` with its prior to the PyMC model in context."""
+        return priors[name].add_to_model(name, shared=(shared or {}).get(name), **kwargs)
 
     def prior_draws(self, priors: Mapping[str, Prior], n_studies: int,
                     rng: np.random.Generator, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
@@ -155,6 +168,13 @@ class Model(ABC):
             draws[name] = (priors[name].draw(rng, size) if name in priors
                            else rng.standard_normal(size))
         return draws
+
+    @abstractmethod
+    def log_likelihood(self, draws: Draws, events: np.ndarray, totals: np.ndarray
+                       ) -> np.ndarray:
+        """Log-likelihood of each study's count at each draw, shape (..., study): the
+        likelihood the sampler used (marginal over study rates where it integrates
+        them out)."""
 
     @abstractmethod
     def derived(self, draws: Draws, events: np.ndarray, totals: np.ndarray,
@@ -171,18 +191,24 @@ class BetaBinomial(Model):
 
     name = "beta_binomial"
     sampled = ("m", "phi")
+    supports = MappingProxyType({"m": "unit", "phi": "positive"})
 
-    def build(self, data, priors):
+    def build(self, data, priors, *, shared=None):
         import pymc as pm
 
         with pm.Model(coords=self.coords(data)) as model:
             events, totals = _data_containers(data)
-            m = priors["m"].add_to_model("m")
-            phi = priors["phi"].add_to_model("phi")
+            m = self.prior_variable("m", priors, shared)
+            phi = self.prior_variable("phi", priors, shared)
             kappa = phi**-2
             pm.BetaBinomial("y", n=totals, alpha=m * kappa, beta=(1 - m) * kappa,
                             observed=events, dims=STUDY_DIM)
         return model
+
+    def log_likelihood(self, draws, events, totals):
+        kappa = draws["phi"][..., None] ** -2.0
+        m = draws["m"][..., None]
+        return stats.betabinom.logpmf(events, totals, m * kappa, (1 - m) * kappa)
 
     def derived(self, draws, events, totals, rng, priors):
         m, phi = draws["m"], draws["phi"]
@@ -207,17 +233,22 @@ class LogitNormal(Model):
     name = "logit_normal"
     sampled = ("mu", "tau", "z")
     study_level = ("z",)
+    supports = MappingProxyType({"mu": "real", "tau": "positive"})
 
-    def build(self, data, priors):
+    def build(self, data, priors, *, shared=None):
         import pymc as pm
 
         with pm.Model(coords=self.coords(data)) as model:
             events, totals = _data_containers(data)
-            mu = priors["mu"].add_to_model("mu")
-            tau = priors["tau"].add_to_model("tau")
+            mu = self.prior_variable("mu", priors, shared)
+            tau = self.prior_variable("tau", priors, shared)
             z = pm.Normal("z", 0.0, 1.0, dims=STUDY_DIM)
             pm.Binomial("y", n=totals, logit_p=mu + tau * z, observed=events, dims=STUDY_DIM)
         return model
+
+    def log_likelihood(self, draws, events, totals):
+        logit = draws["mu"][..., None] + draws["tau"][..., None] * draws["z"]
+        return stats.binom.logpmf(events, totals, expit(logit))
 
     def derived(self, draws, events, totals, rng, priors):
         mu, tau, z = draws["mu"], draws["tau"], draws["z"]
@@ -235,15 +266,19 @@ class CommonEffect(Model):
 
     name = "common_effect"
     sampled = ("theta",)
+    supports = MappingProxyType({"theta": "unit"})
 
-    def build(self, data, priors):
+    def build(self, data, priors, *, shared=None):
         import pymc as pm
 
         with pm.Model(coords=self.coords(data)) as model:
             events, totals = _data_containers(data)
-            theta = priors["theta"].add_to_model("theta")
+            theta = self.prior_variable("theta", priors, shared)
             pm.Binomial("y", n=totals, p=theta, observed=events, dims=STUDY_DIM)
         return model
+
+    def log_likelihood(self, draws, events, totals):
+        return stats.binom.logpmf(events, totals, draws["theta"][..., None])
 
     def derived(self, draws, events, totals, rng, priors):
         theta = draws["theta"]
@@ -261,15 +296,19 @@ class Independent(Model):
     name = "independent"
     sampled = ("theta",)
     study_level = ("theta",)
+    supports = MappingProxyType({"theta": "unit"})
 
-    def build(self, data, priors):
+    def build(self, data, priors, *, shared=None):
         import pymc as pm
 
         with pm.Model(coords=self.coords(data)) as model:
             events, totals = _data_containers(data)
-            theta = priors["theta"].add_to_model("theta", dims=STUDY_DIM)
+            theta = self.prior_variable("theta", priors, shared, dims=STUDY_DIM)
             pm.Binomial("y", n=totals, p=theta, observed=events, dims=STUDY_DIM)
         return model
+
+    def log_likelihood(self, draws, events, totals):
+        return stats.binom.logpmf(events, totals, draws["theta"])
 
     def derived(self, draws, events, totals, rng, priors):
         theta = draws["theta"]

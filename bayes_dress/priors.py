@@ -122,6 +122,21 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+#: Parameter supports on which several prior families can share one compiled graph,
+#: with the flat base variable that sets the sampler's transform (log for positive
+#: parameters, none for real ones). A family whose support is narrower than its
+#: parameter's (Uniform, Pareto) needs another transform and keeps a graph of its own.
+SHARED_BASES = {"positive": "HalfFlat", "real": "Flat"}
+#: Argument value of the families not selected in a shared graph (valid for all).
+_NEUTRAL_ARG = 1.0
+
+
+def can_share(family: str, support: str | None) -> bool:
+    """Whether ``family`` can join a shared graph for a parameter with ``support``."""
+    return (support in SHARED_BASES and FAMILIES[family].support == support
+            and family != "Pareto")
+
+
 def _format_number(x: float) -> str:
     return f"{x:g}"
 
@@ -204,17 +219,63 @@ class Prior:
         """Names and values of the ``pm.Data`` containers holding this prior's arguments."""
         return {f"prior__{parameter}__{arg}": float(v) for arg, v in self.args.items()}
 
-    def add_to_model(self, parameter: str, **kwargs):
+    def _shared(self, shared: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if not shared or len(shared) < 2:
+            return None
+        if self.family not in shared:
+            raise SpecError(f"{self} is not one of the shared families {list(shared)}")
+        return shared
+
+    def data_values(self, parameter: str, shared: tuple[str, ...] | None = None) -> dict:
+        """Values of the ``pm.Data`` containers :meth:`add_to_model` creates."""
+        shared = self._shared(shared)
+        if shared is None:
+            return self.data_names(parameter)
+        selector = np.array([float(f == self.family) for f in shared])
+        args = np.array([self.args[a] if f == self.family else _NEUTRAL_ARG
+                         for f in shared for a in FAMILIES[f].arg_names], dtype=float)
+        return {f"prior__{parameter}__family": selector, f"prior__{parameter}__args": args}
+
+    def add_to_model(self, parameter: str, *, shared: tuple[str, ...] | None = None,
+                     **kwargs):
         """Add ``parameter ~ this prior`` to the PyMC model in context and return it.
 
         The arguments live in ``pm.Data`` so nutpie can swap them without recompiling.
+        With ``shared``, several families (this one among them, all with the same
+        support, see :func:`can_share`) go into one graph: the parameter is a flat
+        variable on its support plus the log density of every family in ``shared``,
+        one of which a one-hot ``pm.Data`` vector selects. A sweep over those families
+        then compiles once; each posterior is the same as with its own graph.
         """
         import pymc as pm
 
-        dist = getattr(pm, self.spec.pymc_name)
-        args = {name.rsplit("__", 1)[-1]: pm.Data(name, value)
-                for name, value in self.data_names(parameter).items()}
-        return dist(parameter, **args, **kwargs)
+        shared = self._shared(shared)
+        if shared is None:
+            dist = getattr(pm, self.spec.pymc_name)
+            args = {name.rsplit("__", 1)[-1]: pm.Data(name, value)
+                    for name, value in self.data_names(parameter).items()}
+            return dist(parameter, **args, **kwargs)
+        import pytensor.tensor as pt
+
+        values = self.data_values(parameter, shared)
+        selector = pm.Data(f"prior__{parameter}__family", values[f"prior__{parameter}__family"])
+        args = pm.Data(f"prior__{parameter}__args", values[f"prior__{parameter}__args"])
+        value = getattr(pm, SHARED_BASES[self.spec.support])(parameter, **kwargs)
+        logps, start = [], 0
+        for name in shared:
+            family = FAMILIES[name]
+            family_args = {a: args[start + i] for i, a in enumerate(family.arg_names)}
+            start += len(family.arg_names)
+            if family.pymc_name == "HalfFlat":
+                logps.append(pt.zeros_like(value))
+            else:
+                dist = getattr(pm, family.pymc_name).dist(**family_args)
+                logps.append(pm.logp(dist, value))
+        # Unselected families are evaluated at neutral arguments (valid for every
+        # family), so they are finite and contribute exactly zero, gradient included.
+        selected = sum(pt.switch(selector[i] > 0.5, lp, 0.0) for i, lp in enumerate(logps))
+        pm.Potential(f"prior__{parameter}", pt.sum(selected))
+        return value
 
 
 def parse_prior(text: str, *, parameter: str | None = None) -> Prior:

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
+from arviz_stats.base import array_stats
 
 from bayes_dress.models import POPULATION_QUANTITIES, STUDY_DIM
 
 SAMPLE_DIMS = ("chain", "draw")
+#: Tail ESS is the smaller ESS of the 5% and 95% quantiles (arviz-stats' default).
+TAIL_PROB = (0.05, 0.95)
 #: A quantity whose posterior 95% interval still holds this much prior mass is reported
 #: as prior-dominated: the data ruled out at most a fifth of the prior beyond its own
 #: 5% tails (0.95 would mean the data changed nothing).
@@ -48,6 +50,18 @@ def _values(da: xr.DataArray) -> list[tuple[str, np.ndarray]]:
     return [("", da.values)]
 
 
+def _columns(posterior: xr.Dataset, names: Sequence[str]
+             ) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """Every reported scalar as a column of one (chain, draw, k) array, with its
+    (parameter, study) label, so that each statistic is one vectorised call."""
+    labels, columns = [], []
+    for name in names:
+        for study, draws in _values(posterior[name]):
+            labels.append((name, study))
+            columns.append(draws)
+    return labels, np.stack(columns, axis=-1)
+
+
 def summarize(tree: xr.DataTree, *, outcome: str) -> pd.DataFrame:
     """Posterior summary table, one row per quantity (and study).
 
@@ -65,36 +79,37 @@ def summarize(tree: xr.DataTree, *, outcome: str) -> pd.DataFrame:
     """
     posterior = tree["posterior"].to_dataset()
     names = reported_variables(posterior)
-    posterior = posterior[names]
     prior = tree["prior"].to_dataset() if "prior" in tree.children else None
+    labels, draws = _columns(posterior, names)
+    # arviz-stats' array functions, on all quantities at once: the same estimators as
+    # azs.ess / rhat / mcse / hdi on a Dataset, without per-variable xarray overhead.
     # Constant quantities (a common-effect model's zero SD of rates) have no R-hat.
     with np.errstate(invalid="ignore", divide="ignore"):
-        ess_bulk = azs.ess(posterior, method="bulk")
-        ess_tail = azs.ess(posterior, method="tail")
-        rhat = azs.rhat(posterior)
-        mcse = azs.mcse(posterior, method="mean")
-    hdi = azs.hdi(posterior, prob=0.95)
+        ess_bulk = array_stats.ess(draws, chain_axis=0, draw_axis=1, method="bulk")
+        ess_tail = array_stats.ess(draws, chain_axis=0, draw_axis=1, method="tail",
+                                   prob=TAIL_PROB)
+        rhat = array_stats.rhat(draws, chain_axis=0, draw_axis=1)
+        mcse = array_stats.mcse(draws, chain_axis=0, draw_axis=1, method="mean")
+    flat = draws.reshape(-1, draws.shape[-1])
+    hdi = array_stats.hdi(flat, 0.95, axis=0)
+    q = np.quantile(flat, [0.025, 0.5, 0.975], axis=0)
+    mean, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
+    prior_draws = {}
+    if prior is not None:
+        for name in names:
+            if name in prior:
+                prior_draws.update({(name, study): d for study, d in _values(prior[name])})
     rows = []
-    for name in names:
-        per_study = dict(_values(posterior[name]))
-        prior_draws = dict(_values(prior[name])) if prior is not None and name in prior else {}
-        for study, draws in per_study.items():
-            sel = {STUDY_DIM: study} if study else {}
-            flat = draws.reshape(-1)
-            q = np.quantile(flat, [0.025, 0.5, 0.975])
-            row = {
-                "outcome": outcome, "parameter": name, "study": study,
-                "mean": flat.mean(), "sd": flat.std(ddof=1),
-                "q2.5": q[0], "median": q[1], "q97.5": q[2],
-                "hdi95_lower": float(hdi[name].sel(sel).sel(ci_bound="lower")),
-                "hdi95_upper": float(hdi[name].sel(sel).sel(ci_bound="upper")),
-                "mcse_mean": float(mcse[name].sel(sel)),
-                "ess_bulk": float(ess_bulk[name].sel(sel)),
-                "ess_tail": float(ess_tail[name].sel(sel)),
-                "r_hat": float(rhat[name].sel(sel)),
-            }
-            row.update(_prior_columns(prior_draws.get(study), q))
-            rows.append(row)
+    for k, (name, study) in enumerate(labels):
+        row = {
+            "outcome": outcome, "parameter": name, "study": study,
+            "mean": mean[k], "sd": sd[k], "q2.5": q[0, k], "median": q[1, k],
+            "q97.5": q[2, k], "hdi95_lower": hdi[k, 0], "hdi95_upper": hdi[k, 1],
+            "mcse_mean": mcse[k], "ess_bulk": ess_bulk[k], "ess_tail": ess_tail[k],
+            "r_hat": rhat[k],
+        }
+        row.update(_prior_columns(prior_draws.get((name, study)), q[:, k]))
+        rows.append(row)
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -121,18 +136,15 @@ def tail_probabilities(tree: xr.DataTree, *, outcome: str,
     The MCSE is sqrt(p (1 - p) / ESS) with the bulk ESS of the indicator.
     """
     posterior = tree["posterior"].to_dataset()
-    rows = []
-    for name in quantities:
-        for threshold in thresholds:
-            indicator = (posterior[name] > threshold).astype(float)
-            p = float(indicator.mean())
-            if 0.0 < p < 1.0:
-                ess = float(azs.ess(indicator, method="bulk"))
-                mcse = float(np.sqrt(p * (1.0 - p) / ess))
-            else:
-                mcse = 0.0
-            rows.append({"outcome": outcome, "quantity": name, "threshold": threshold,
-                         "probability": p, "mcse": mcse})
+    pairs = [(name, t) for name in quantities for t in thresholds]
+    indicators = np.stack([(posterior[name].values > t).astype(float) for name, t in pairs],
+                          axis=-1)
+    p = indicators.mean(axis=(0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ess = array_stats.ess(indicators, chain_axis=0, draw_axis=1, method="bulk")
+    mcse = np.where((p > 0) & (p < 1), np.sqrt(p * (1.0 - p) / ess), 0.0)
+    rows = [{"outcome": outcome, "quantity": name, "threshold": t, "probability": p[k],
+             "mcse": mcse[k]} for k, (name, t) in enumerate(pairs)]
     return pd.DataFrame(rows, columns=["outcome", "quantity", "threshold", "probability",
                                        "mcse"])
 
