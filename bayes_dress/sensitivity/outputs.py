@@ -1,0 +1,95 @@
+"""Writing a sweep's run directory, atomically and with a manifest, as ``fit`` does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from bayes_dress.outputs import _json, _sha256, atomic_directory, package_versions
+from bayes_dress.sensitivity.plot import plot_sensitivity_forest
+from bayes_dress.sensitivity.sweep import SweepResult
+
+
+def _plots(result: SweepResult, directory: Path) -> list[dict]:
+    plots = directory / "plots"
+    plots.mkdir()
+    table = result.sensitivity
+    index = []
+    for outcome in result.plan.outcomes:
+        name = f"sensitivity_forest-{outcome}"
+        plot_sensitivity_forest(table, outcome, plots, name=name)
+        index.append({
+            "name": name, "title": f"Sensitivity of {outcome} across scenarios",
+            "caption": "Posterior median and 95% interval of the population mean rate, the "
+                       "new-study rate and the between-study SD in every scenario; the "
+                       "primary analysis is the shaded row with diamonds. Hollow points on "
+                       "dotted lines failed a diagnostic; 'not fitted' rows could not be "
+                       "fitted (see sensitivity.csv, status and problems).",
+            "outcome": outcome, "png": f"plots/{name}.png", "svg": f"plots/{name}.svg"})
+    (plots / "index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    return index
+
+
+def diagnostics_payload(result: SweepResult) -> dict:
+    return {
+        "passed": not result.flagged,
+        "fits": len(result.results),
+        "flagged": [{"scenario": r.scenario.id, "label": r.scenario.label,
+                     "outcome": r.outcome, "status": r.status, "problems": r.problems}
+                    for r in result.flagged],
+        "checks": {f"{r.scenario.id}/{r.outcome}": r.checks for r in result.results},
+    }
+
+
+def manifest_payload(result: SweepResult, files: dict[str, str]) -> dict:
+    plan = result.plan
+    return {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "spec": plan.spec.where,
+        "combine": plan.spec.combine,
+        "seed": plan.config.sampler.seed,
+        "primary_config": plan.config.to_dict(),
+        "data": {"path": str(plan.table.path), "sha256": plan.table.sha256},
+        "headlines": [{"outcome": h.outcome, "quantity": h.quantity,
+                       "thresholds": list(h.thresholds)} for h in plan.headlines],
+        "scenarios": [{"id": s.id, "label": s.label, "varied": s.varied, "model": s.model,
+                       "priors": {k: str(p) for k, p in s.priors.items()},
+                       "outcomes": list(s.outcomes), "definitions": dict(s.definitions),
+                       "exclude": list(s.exclude)} for s in plan.scenarios],
+        "fits": [{"scenario": r.scenario.id, "outcome": r.outcome, "status": r.status,
+                  "n_studies": r.n_studies, "seconds": round(r.seconds, 3),
+                  "notes": r.notes} for r in result.results],
+        "packages": package_versions(),
+        "platform": {"system": platform.platform(), "machine": platform.machine(),
+                     "cpu_count": os.cpu_count()},
+        "wall_time_seconds": round(result.wall_time, 3),
+        "files": files,
+    }
+
+
+def write_sweep(result: SweepResult, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a sweep's run directory.
+
+    Files: ``sensitivity.csv`` (scenario x outcome x quantity), ``probabilities.csv``
+    (each headline probability per scenario), ``robustness.csv`` (verdicts),
+    ``psense.csv`` (power-scaling prior sensitivity of the primary fit),
+    ``plots/sensitivity_forest-OUTCOME.png|svg`` with ``plots/index.json``,
+    ``diagnostics.json`` and ``manifest.json``.
+    """
+    out = Path(out)
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        result.sensitivity.to_csv(tmp / "sensitivity.csv", index=False)
+        result.probabilities.to_csv(tmp / "probabilities.csv", index=False)
+        result.robustness.to_csv(tmp / "robustness.csv", index=False)
+        result.psense.to_csv(tmp / "psense.csv", index=False)
+        _plots(result, tmp)
+        _json(tmp / "diagnostics.json", diagnostics_payload(result))
+        files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*"))
+                 if p.is_file()}
+        _json(tmp / "manifest.json", manifest_payload(result, files))
+    return out

@@ -1,0 +1,88 @@
+"""The sensitivity forest plot: each scenario's estimate and 95% interval, per outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+#: Quantities shown, left to right, with their axis titles.
+PANELS = (("mean_rate", "Population mean rate"), ("theta_new", "New-study rate (predictive)"),
+          ("sd_rates", "Between-study SD of rates"))
+
+
+def sensitivity_forest_data(table: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    """The rows of one outcome's plot, top to bottom: scenario, label, status and, per
+    quantity, the posterior median and 95% interval (NaN where a scenario was not fitted)."""
+    rows = table[table["outcome"] == outcome]
+    wide = rows.pivot_table(index="scenario", columns="quantity",
+                            values=["median", "q2.5", "q97.5"], aggfunc="first",
+                            dropna=False)
+    wide.columns = [f"{q}:{stat}" for stat, q in wide.columns]
+    info = rows.drop_duplicates("scenario").set_index("scenario")[
+        ["label", "primary", "status", "varied"]]
+    order = rows.drop_duplicates("scenario")["scenario"].tolist()
+    return info.join(wide).loc[order].reset_index()
+
+
+def plot_sensitivity_forest(table: pd.DataFrame, outcome: str, directory: Path, *,
+                            name: str | None = None) -> list[Path]:
+    """Draw one outcome's sensitivity forest plot as PNG and SVG in ``directory``.
+
+    The primary analysis is drawn filled and bold with a shaded band across every panel;
+    scenarios that failed a diagnostic are drawn hollow and marked, and scenarios that
+    could not be fitted are listed with "not fitted" instead of an interval.
+    """
+    data = sensitivity_forest_data(table, outcome)
+    n = len(data)
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(13, 1.2 + 0.32 * n), sharey=True,
+                             layout="constrained")
+    y = np.arange(n)[::-1]
+    primary_rows = data["primary"].astype(bool).to_numpy()
+    for ax, (quantity, title) in zip(axes, PANELS, strict=True):
+        mid = data.get(f"{quantity}:median", pd.Series(np.nan, index=data.index)).to_numpy(
+            dtype=float)
+        lo = data.get(f"{quantity}:q2.5", pd.Series(np.nan, index=data.index)).to_numpy(
+            dtype=float)
+        hi = data.get(f"{quantity}:q97.5", pd.Series(np.nan, index=data.index)).to_numpy(
+            dtype=float)
+        for i in range(n):
+            if np.isnan(mid[i]):
+                ax.text(0.5, y[i], "not fitted", ha="center", va="center", fontsize=8,
+                        style="italic")
+                continue
+            ok = data["status"].iloc[i] == "ok"
+            ax.hlines(y[i], lo[i], hi[i], color="black",
+                      linewidth=2.5 if primary_rows[i] else 1.2,
+                      linestyle="-" if ok else ":")
+            ax.plot(mid[i], y[i], marker="D" if primary_rows[i] else "o",
+                    markersize=7 if primary_rows[i] else 5,
+                    markerfacecolor="black" if ok else "white", markeredgecolor="black")
+        for i in np.flatnonzero(primary_rows):
+            ax.axhspan(y[i] - 0.5, y[i] + 0.5, color="0.85", zorder=0)
+            if not np.isnan(mid[i]):
+                ax.axvline(mid[i], color="0.5", linestyle="--", linewidth=0.8, zorder=0)
+        ax.set_xlim(0, 1 if quantity != "sd_rates" else 0.5)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("rate (proportion of patients)" if quantity != "sd_rates"
+                      else "SD of study rates")
+        ax.grid(axis="x", color="0.9")
+    labels = [f"{row.scenario} {row.label}" + ("  [PRIMARY]" if row.primary else "")
+              + ("" if row.status == "ok" else f"  [{row.status.upper()}]")
+              for row in data.itertuples()]
+    axes[0].set_yticks(y, labels, fontsize=8)
+    axes[0].set_ylim(-0.7, n - 0.3)
+    fig.suptitle(f"Sensitivity of {outcome}: posterior median and 95% interval per "
+                 "scenario (diamond, shaded = primary; hollow, dotted = failed a "
+                 "diagnostic)", fontsize=10)
+    name = name or f"sensitivity_forest-{outcome}"
+    paths = [directory / f"{name}.png", directory / f"{name}.svg"]
+    for path in paths:
+        fig.savefig(path, dpi=110 if path.suffix == ".png" else None)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,124 @@
+"""A sensitivity sweep end to end in memory: spec -> scenarios -> fits -> tables.
+
+The Python face of ``bayes-dress sensitivity``; nothing here writes files (see
+:mod:`bayes_dress.sensitivity.outputs`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bayes_dress.config import RunConfig
+from bayes_dress.data import StudyTable
+from bayes_dress.errors import SpecError, choices
+from bayes_dress.fitting import prepare
+from bayes_dress.sampling import CompiledModelCache
+from bayes_dress.sensitivity.runner import Progress, Task, TaskResult, make_tasks, run_tasks
+from bayes_dress.sensitivity.spec import Headline, Scenario, SweepSpec, expand, headlines_for
+from bayes_dress.sensitivity.tables import (
+    probability_table,
+    robustness_table,
+    sensitivity_table,
+)
+from bayes_dress.spec import get_model_spec, resolve_priors
+
+
+@dataclass
+class SweepPlan:
+    """Everything a sweep will fit, validated before any fitting starts."""
+
+    spec: SweepSpec
+    config: RunConfig
+    table: StudyTable
+    outcomes: tuple[str, ...]
+    scenarios: list[Scenario]
+    headlines: tuple[Headline, ...]
+    tasks: list[Task]
+
+
+@dataclass
+class SweepResult:
+    """The fits of a sweep and the tables made from them."""
+
+    plan: SweepPlan
+    results: list[TaskResult]
+    wall_time: float
+
+    @property
+    def sensitivity(self) -> pd.DataFrame:
+        return sensitivity_table(self.results)
+
+    @property
+    def probabilities(self) -> pd.DataFrame:
+        return probability_table(self.results, self.plan.headlines)
+
+    @property
+    def robustness(self) -> pd.DataFrame:
+        return robustness_table(self.probabilities)
+
+    @property
+    def psense(self) -> pd.DataFrame:
+        tables = [r.psense for r in self.results if r.psense is not None]
+        return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+    @property
+    def flagged(self) -> list[TaskResult]:
+        """Fits that failed a diagnostic or could not be fitted."""
+        return [r for r in self.results if r.status != "ok"]
+
+
+def plan_sweep(spec: SweepSpec, *, config: RunConfig | None = None,
+               thresholds: Sequence[float] | None = None) -> SweepPlan:
+    """Expand ``spec`` into fits; ``config`` (default: the spec's primary analysis)
+    carries command-line overrides, and ``thresholds`` replaces the headline ones."""
+    config = config or spec.primary
+    # A prior override applies to every model of the sweep that has the parameter.
+    parameters = {p for m in spec.models for p in get_model_spec(m).parameters}
+    unknown = sorted(set(config.priors) - parameters)
+    if unknown:
+        raise SpecError(f"prior for '{unknown[0]}': no model of the sweep has that "
+                        f"parameter; parameters: {choices(sorted(parameters))}")
+    primary_parameters = get_model_spec(config.model).parameters
+    table, _, selected = prepare(config.replace(priors={
+        k: v for k, v in config.priors.items() if k in primary_parameters}))
+    for model in spec.models:  # every override parsed and checked before any fitting
+        model_spec = get_model_spec(model)
+        resolve_priors(model_spec, {k: v for k, v in config.priors.items()
+                                    if k in model_spec.parameters})
+    outcomes = tuple(selected)
+    scenarios = expand(spec, table, base=config, outcomes=outcomes)
+    headlines = headlines_for(spec, outcomes, thresholds)
+    wanted: dict[str, list[float]] = {}
+    for headline in headlines:
+        wanted.setdefault(headline.outcome, []).extend(headline.thresholds)
+    tasks = make_tasks(scenarios, table, base=config, thresholds=wanted)
+    return SweepPlan(spec=spec, config=config, table=table, outcomes=outcomes,
+                     scenarios=scenarios, headlines=headlines, tasks=tasks)
+
+
+def run_sweep(plan: SweepPlan, *, jobs: int | None = None, progress: Progress | None = None,
+              cache: CompiledModelCache | None = None) -> SweepResult:
+    """Fit every scenario of ``plan``.
+
+    Parameters
+    ----------
+    plan : SweepPlan
+        From :func:`plan_sweep`.
+    jobs : int, optional
+        Worker processes; default one per core. ``1`` fits in this process.
+    progress : callable, optional
+        Called with each :class:`TaskResult` as it finishes.
+    cache : CompiledModelCache, optional
+        Compiled models to reuse when ``jobs=1``.
+
+    Returns
+    -------
+    SweepResult
+    """
+    start = time.perf_counter()
+    results = run_tasks(plan.tasks, jobs=jobs, progress=progress, cache=cache)
+    return SweepResult(plan=plan, results=results, wall_time=time.perf_counter() - start)

@@ -1,0 +1,131 @@
+"""The tables a sweep reports: each scenario's estimates, and whether conclusions hold."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from bayes_dress.models import POPULATION_QUANTITIES
+from bayes_dress.sensitivity.runner import TaskResult
+from bayes_dress.sensitivity.spec import Headline
+
+SENSITIVITY_COLUMNS = ["scenario", "label", "primary", "varied", "model", "priors",
+                       "definition", "excluded", "n_studies", "outcome", "quantity", "mean",
+                       "median", "q2.5", "q97.5", "prior_dominated", "status", "problems"]
+PROBABILITY_COLUMNS = ["scenario", "label", "primary", "outcome", "quantity", "threshold",
+                       "probability", "mcse", "status"]
+ROBUSTNESS_COLUMNS = ["outcome", "quantity", "threshold", "probability_primary",
+                      "probability_min", "probability_max", "min_scenario", "max_scenario",
+                      "crosses_0.5", "crosses_0.95", "n_scenarios", "not_counted", "verdict"]
+#: The probability levels whose crossing changes a conclusion: more likely than not,
+#: and the usual bar for "probably above".
+DECISION_LEVELS = (0.5, 0.95)
+
+
+def _scenario_columns(result: TaskResult) -> dict:
+    scenario = result.scenario
+    return {"scenario": scenario.id, "label": scenario.label, "primary": scenario.primary,
+            "varied": scenario.varied, "model": scenario.model,
+            "priors": scenario.priors_text(),
+            "definition": "/".join(dict.fromkeys(result.definitions))
+            or scenario.definitions.get(result.outcome, ""),
+            "excluded": ";".join(scenario.exclude), "n_studies": result.n_studies,
+            "outcome": result.outcome, "status": result.status,
+            "problems": " | ".join(result.problems)}
+
+
+def sensitivity_table(results: Sequence[TaskResult]) -> pd.DataFrame:
+    """One row per scenario x outcome x population quantity; unfitted ones kept, empty."""
+    rows = []
+    for result in results:
+        base = _scenario_columns(result)
+        summary = (result.summary.set_index("parameter")
+                   if result.summary is not None else None)
+        for quantity in POPULATION_QUANTITIES:
+            row = {**base, "quantity": quantity}
+            if summary is not None and quantity in summary.index:
+                entry = summary.loc[quantity]
+                entry = entry.iloc[0] if isinstance(entry, pd.DataFrame) else entry
+                row.update({k: entry[k] for k in ("mean", "median", "q2.5", "q97.5",
+                                                  "prior_dominated")})
+            rows.append(row)
+    return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)
+
+
+def probability_table(results: Sequence[TaskResult],
+                      headlines: Sequence[Headline]) -> pd.DataFrame:
+    """Each headline probability in each scenario."""
+    rows = []
+    for result in results:
+        base = _scenario_columns(result)
+        table = result.probabilities
+        for headline in headlines:
+            if headline.outcome != result.outcome:
+                continue
+            for threshold in headline.thresholds:
+                row = {k: base[k] for k in ("scenario", "label", "primary", "outcome",
+                                            "status")}
+                row.update({"quantity": headline.quantity, "threshold": threshold})
+                if table is not None:
+                    match = table[(table["quantity"] == headline.quantity)
+                                  & np.isclose(table["threshold"], threshold)]
+                    if len(match):
+                        row.update(probability=float(match["probability"].iloc[0]),
+                                   mcse=float(match["mcse"].iloc[0]))
+                rows.append(row)
+    return pd.DataFrame(rows, columns=PROBABILITY_COLUMNS)
+
+
+def robustness_table(probabilities: pd.DataFrame) -> pd.DataFrame:
+    """For each headline probability: its range over the scenarios that passed every
+    diagnostic, and which of them move it across 0.5 or 0.95 from the primary analysis.
+    Scenarios not counted (not fitted, or failing a diagnostic) are named."""
+    rows = []
+    keys = ["outcome", "quantity", "threshold"]
+    for (outcome, quantity, threshold), group in probabilities.groupby(keys, sort=False):
+        counted = group[(group["status"] == "ok") & group["probability"].notna()]
+        not_counted = group.drop(counted.index)
+        primary = group[group["primary"].astype(bool)]
+        p0 = float(primary["probability"].iloc[0]) if len(primary) else np.nan
+        row = {"outcome": outcome, "quantity": quantity, "threshold": threshold,
+               "probability_primary": p0, "n_scenarios": len(counted),
+               "not_counted": "; ".join(f"{r.scenario} ({r.status})"
+                                        for r in not_counted.itertuples())}
+        if counted.empty:
+            row["verdict"] = "no scenario passed its diagnostics: nothing to judge"
+            rows.append(row)
+            continue
+        lo = counted.loc[counted["probability"].idxmin()]
+        hi = counted.loc[counted["probability"].idxmax()]
+        row.update(probability_min=lo["probability"], probability_max=hi["probability"],
+                   min_scenario=f"{lo['scenario']} {lo['label']}",
+                   max_scenario=f"{hi['scenario']} {hi['label']}")
+        crossings = {}
+        for level in DECISION_LEVELS:
+            moved = counted[(counted["probability"] > level) != (p0 > level)]
+            crossings[level] = moved
+            row[f"crosses_{level:g}"] = "; ".join(f"{r.scenario} {r.label}"
+                                                   for r in moved.itertuples())
+        row["verdict"] = _verdict(p0, crossings, len(counted), quantity, threshold)
+        if len(not_counted):
+            row["verdict"] += f"; {len(not_counted)} scenario(s) not counted (see not_counted)"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=ROBUSTNESS_COLUMNS)
+
+
+def _verdict(p0: float, crossings: dict, n: int, quantity: str, threshold: float) -> str:
+    event = f"P({quantity} > {threshold:g})"
+    if np.isnan(p0):
+        return f"{event}: no primary analysis to compare with"
+    parts = []
+    for level, moved in crossings.items():
+        side = "above" if p0 > level else "at or below"
+        if len(moved):
+            parts.append(f"crosses {level:g} in {len(moved)} of {n} scenarios "
+                         f"(primary {p0:.2f}, {side} {level:g})")
+    if not parts:
+        return (f"robust: {event} stays on the primary analysis's side of 0.5 and 0.95 "
+                f"in all {n} scenarios")
+    return f"NOT robust: {event} " + " and ".join(parts)
