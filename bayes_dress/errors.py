@@ -34,3 +34,11 @@ def choices(valid) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+class ReportError(BayesDressError):
+    """A run or sensitivity directory cannot be read into a report."""
+
+
+class RunDirError(BayesDressError):
+    """A saved run directory is missing, incomplete or unreadable."""

@@ -22,12 +22,13 @@ from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+import xarray as xr
 
 from bayes_dress.crosscheck import Z_BOUND
 from bayes_dress.diagnostics import EBFMI_MIN, ESS_PER_CHAIN_MIN, RHAT_MAX, checks_to_records
 from bayes_dress.errors import OutputError
 from bayes_dress.exact import GRID_TOLERANCE
-from bayes_dress.fitting import FitResult
+from bayes_dress.fitting import FitResult, OutcomeFit
 from bayes_dress.spec import get_model_spec
 
 #: Packages whose versions are recorded in every manifest.
@@ -173,8 +174,24 @@ def manifest_payload(result: FitResult, files: dict[str, str]) -> dict:
     }
 
 
+#: What a ``marginals-OUTCOME.nc`` file holds (its ``posterior_kind`` attribute).
+MARGINALS_KIND = (
+    "exact marginal quantiles, not joint draws: draw i of each quantity (and study) is the "
+    "quantile at (i + 0.5) / N of that quantity's exact marginal posterior, so draws of "
+    "different quantities must not be combined; summaries, densities and tail "
+    "probabilities of one quantity at a time are valid")
+
+
+def marginals_tree(fit: OutcomeFit) -> xr.DataTree:
+    """An exact fit's tree as saved: marginal quantiles, labelled as such."""
+    tree = fit.tree.copy()
+    tree.attrs["posterior_kind"] = MARGINALS_KIND
+    tree["posterior"].attrs["posterior_kind"] = MARGINALS_KIND
+    return tree
+
+
 def write_run(result: FitResult, out: str | Path, *, overwrite: bool = False,
-              plot: Callable[[FitResult, Path], list[Path]] | None = None) -> Path:
+              plot: Callable[[FitResult, Path], object] | None = None) -> Path:
     """Write a complete run directory for ``result``.
 
     Parameters
@@ -185,7 +202,9 @@ def write_run(result: FitResult, out: str | Path, *, overwrite: bool = False,
     overwrite : bool
         Replace an existing directory, once the new one is complete.
     plot : callable, optional
-        ``plot(result, directory) -> paths``; default :func:`bayes_dress.plots.plot_fit`.
+        ``plot(result, directory)``, called once the fit files are in ``directory``;
+        default :func:`bayes_dress.plots.plot_fit` (``plots/`` with PNG, SVG and
+        ``index.json``).
 
     Returns
     -------
@@ -200,16 +219,19 @@ def write_run(result: FitResult, out: str | Path, *, overwrite: bool = False,
         result.probabilities.to_csv(tmp / "probabilities.csv", index=False)
         data_used(result).to_csv(tmp / "data_used.csv", index=False)
         for outcome, fit in result.fits.items():
-            # An exact fit has marginal posteriors, not joint draws: nothing to write here.
             if fit.engine == "nuts":
                 fit.tree.to_netcdf(tmp / f"posterior-{safe_name(outcome)}.nc",
                                    engine="netcdf4")
+            else:
+                marginals_tree(fit).to_netcdf(tmp / f"marginals-{safe_name(outcome)}.nc",
+                                              engine="netcdf4")
         comparisons = [f.comparison for f in result.fits.values() if f.comparison is not None]
         if comparisons:
             pd.concat(comparisons, ignore_index=True).to_csv(tmp / "exact_comparison.csv",
                                                              index=False)
-        plot(result, tmp)
+        plot(result, tmp)  # after the fit files: the plots are drawn from them
         _json(tmp / "diagnostics.json", diagnostics_payload(result))
-        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*"))
+                 if p.is_file()}
         _json(tmp / "manifest.json", manifest_payload(result, files))
     return out

@@ -1,143 +1,283 @@
-"""Plots of a fit: a forest plot and prior-versus-posterior densities.
+"""Plots of a run, drawn from the run directory's files only.
 
-Drawn with matplotlib from the fit's DataTree, so they can be redrawn from a saved run
-without refitting. Styles differ by marker and line style as well as colour, so the
-figures read in grayscale.
+``bayes-dress fit`` and ``bayes-dress plot RUN_DIR`` both call :func:`draw_plots` on the
+saved files (``posterior-OUTCOME.nc`` for NUTS runs, ``marginals-OUTCOME.nc`` for exact
+runs, ``summary.csv`` for the order of outcomes), so a redraw gives the same figures as
+the fit did. Each plot is written as ``plots/NAME.png`` and ``plots/NAME.svg``, and
+``plots/index.json`` lists them in reading order::
+
+    [{"name": "forest-success", "title": "...", "caption": "...", "outcome": "success",
+      "png": "plots/forest-success.png", "svg": "plots/forest-success.svg"}, ...]
+
+What each plot shows, as numbers, is in :mod:`bayes_dress.plot_data`; the drawing is in
+:mod:`bayes_dress.plot_figures`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
+import os
+from functools import partial
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
-from scipy import stats
 
-from bayes_dress.models import STUDY_DIM
+import pandas as pd
+import xarray as xr
 
+from bayes_dress import plot_data as data
+from bayes_dress import plot_figures as figures
+from bayes_dress.errors import RunDirError
+from bayes_dress.outputs import atomic_directory, safe_name
+
+PLOTS_DIR = "plots"
+INDEX_FILE = "index.json"
+#: The outcomes of the benefit-risk plot: benefit on x, harm on y.
+BENEFIT_OUTCOME, RISK_OUTCOME = "success", "severe_ae"
 OUTCOME_LABELS = {"success": "Success (remission)", "severe_ae": "Severe adverse events"}
+PNG_DPI = 120
 
 
-def clopper_pearson(events: np.ndarray, totals: np.ndarray, level: float = 0.95
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact (Clopper-Pearson) binomial confidence interval for each observed rate."""
-    events, totals = np.asarray(events), np.asarray(totals)
-    alpha = 1.0 - level
-    lower = np.where(events > 0, stats.beta.ppf(alpha / 2, events, totals - events + 1), 0.0)
-    upper = np.where(events < totals,
-                     stats.beta.ppf(1 - alpha / 2, events + 1, totals - events), 1.0)
-    return lower, upper
+def outcome_label(outcome: str) -> str:
+    """A readable name for an outcome (its own name if none is known)."""
+    return OUTCOME_LABELS.get(outcome, outcome)
 
 
-def _interval(values: np.ndarray) -> tuple[float, float, float]:
-    lo, mid, hi = np.quantile(values.reshape(-1), [0.025, 0.5, 0.975])
-    return float(lo), float(mid), float(hi)
+def load_fits(run_dir: str | Path) -> dict[str, xr.DataTree]:
+    """Every outcome's saved fit in a run directory, in the run's order of outcomes.
+
+    Raises
+    ------
+    RunDirError
+        No saved fit, or a file that cannot be read.
+    """
+    run_dir = Path(run_dir)
+    paths = sorted(run_dir.glob("posterior-*.nc")) + sorted(run_dir.glob("marginals-*.nc"))
+    if not paths:
+        raise RunDirError(f"'{run_dir}' has no posterior-*.nc or marginals-*.nc file to plot "
+                          "(runs written before plots were redrawable need a refit)")
+    trees = {}
+    for path in paths:
+        try:
+            tree = xr.load_datatree(path)
+        except (OSError, ValueError) as err:
+            raise RunDirError(f"cannot read '{path}': {err}") from None
+        trees[str(tree.attrs.get("outcome", path.stem.partition("-")[2]))] = tree
+    order = list(trees)
+    summary = run_dir / "summary.csv"
+    if summary.is_file():
+        listed = pd.read_csv(summary, usecols=["outcome"])["outcome"].astype(str).unique()
+        order = [o for o in listed if o in trees] + [o for o in trees if o not in listed]
+    return {o: trees[o] for o in order}
 
 
-def forest_data(tree) -> list[dict]:
-    """The rows of a forest plot, top to bottom: what each row shows, as numbers."""
-    posterior = tree["posterior"].to_dataset()
-    observed = tree["observed_data"].to_dataset()["y"].values
-    totals = tree["constant_data"].to_dataset()["n"].values
-    studies = [str(s) for s in posterior[STUDY_DIM].values]
-    lower, upper = clopper_pearson(observed, totals)
-    rows = []
-    for i, study in enumerate(studies):
-        rows.append({"label": f"{study} ({observed[i]}/{totals[i]})", "kind": "observed",
-                     "estimate": observed[i] / totals[i], "lower": lower[i],
-                     "upper": upper[i]})
-        lo, mid, hi = _interval(posterior["theta"].sel({STUDY_DIM: study}).values)
-        rows.append({"label": f"{study}, model", "kind": "study", "estimate": mid,
-                     "lower": lo, "upper": hi})
-    for name, label in (("mean_rate", "Population mean"), ("theta_new", "New study")):
-        lo, mid, hi = _interval(posterior[name].values)
-        rows.append({"label": label, "kind": name, "estimate": mid, "lower": lo, "upper": hi})
-    return rows
+def _save(fig, directory: Path, name: str) -> None:
+    # A fixed hash salt and no date make the SVG files byte-identical on a redraw.
+    with matplotlib.rc_context({"svg.hashsalt": "bayes-dress"}):
+        fig.savefig(directory / f"{name}.png", dpi=PNG_DPI)
+        fig.savefig(directory / f"{name}.svg", metadata={"Date": None})
+    figures.close(fig)
 
 
-_STYLE = {
-    "observed": dict(marker="s", color="0.55", linestyle="-", mfc="white"),
-    "study": dict(marker="o", color="black", linestyle="-", mfc="black"),
-    "mean_rate": dict(marker="D", color="black", linestyle="-", mfc="black"),
-    "theta_new": dict(marker="D", color="black", linestyle="--", mfc="white"),
-}
+def _model_note(tree: xr.DataTree) -> str:
+    return f"Model {tree.attrs.get('model', '?')}; priors {tree.attrs.get('priors', '?')}."
 
 
-def plot_forest(result, path: Path) -> Path:
-    """Forest plot: observed rates (exact 95% CI), model study rates, mean and new study."""
-    fits = list(result.fits.values())
-    fig, axes = plt.subplots(1, len(fits), figsize=(5.5 * len(fits), 0.45 * (
-        2 * max(f.data.n_studies for f in fits) + 4) + 1.2), squeeze=False)
-    for ax, fit in zip(axes[0], fits, strict=True):
-        rows = forest_data(fit.tree)
-        for y, row in enumerate(reversed(rows)):
-            style = _STYLE[row["kind"]]
-            ax.plot([row["lower"], row["upper"]], [y, y], color=style["color"],
-                    linestyle=style["linestyle"], linewidth=1.6)
-            ax.plot(row["estimate"], y, marker=style["marker"], color=style["color"],
-                    mfc=style["mfc"], markersize=7, linestyle="none")
-        ax.set_yticks(range(len(rows)), [r["label"] for r in reversed(rows)])
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("rate (proportion of patients)")
-        ax.axhline(1.5, color="0.8", linewidth=0.8)
-        ax.set_title(f"{OUTCOME_LABELS.get(fit.outcome, fit.outcome)}\n{fit.model}",
-                     fontsize=10)
-        ax.grid(axis="x", color="0.9")
-    fig.text(0.01, 0.005, "□ observed, exact 95% CI   ● model study rate, 95% CrI   "
-             "◆ population mean, 95% CrI   ◇ - - new study, 95% predictive interval",
-             fontsize=8)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+def _is_exact(tree: xr.DataTree) -> bool:
+    return tree.attrs.get("engine") == "exact"
 
 
-def _kde(values: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
-    values = values.reshape(-1)
-    values = values[np.isfinite(values)]
-    if np.ptp(values) == 0:
-        return None
-    return stats.gaussian_kde(values)(grid)
+EXACT_NOTE = ("Exact engine: summaries of exact marginal posteriors (numerical "
+              "integration, no sampling); with no MCMC chains this run has no trace or "
+              "rank plots.")
 
 
-def plot_densities(result, path: Path) -> Path:
-    """Posterior (solid) against prior (dashed) for the population quantities."""
-    fits = list(result.fits.values())
-    names = [n for n in ("mean_rate", "theta_new", "sd_rates", "phi", "tau")
-             if n in fits[0].tree["posterior"].data_vars]
-    fig, axes = plt.subplots(len(fits), len(names), figsize=(3.2 * len(names),
-                                                             2.6 * len(fits)), squeeze=False)
-    for row, fit in zip(axes, fits, strict=True):
-        posterior = fit.tree["posterior"].to_dataset()
-        prior = fit.tree["prior"].to_dataset() if "prior" in fit.tree.children else None
-        for ax, name in zip(row, names, strict=True):
-            post = posterior[name].values
-            sources = [post] + ([prior[name].values] if prior is not None else [])
-            lo = min(np.quantile(v, 0.005) for v in sources)
-            hi = max(np.quantile(v, 0.995) for v in sources)
-            grid = np.linspace(lo, hi, 200) if hi > lo else np.array([lo])
-            density = _kde(post, grid)
-            if density is None:
-                ax.axvline(float(np.median(post)), color="black", label="posterior")
-            else:
-                ax.plot(grid, density, color="black", linestyle="-", label="posterior")
-            prior_density = _kde(prior[name].values, grid) if prior is not None else None
-            if prior_density is not None:
-                ax.plot(grid, prior_density, color="0.45", linestyle="--", label="prior")
-            ax.set_title(f"{fit.outcome}: {name}", fontsize=9)
-            ax.set_yticks([])
-        row[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def _forest(outcome, tree):
+    label = outcome_label(outcome)
+    caption = (f"{label}: each study's observed rate (events/total) with its exact "
+               "Clopper-Pearson 95% CI (open squares), the model's estimate of that study's "
+               "rate, pulled towards the other studies (filled circles: posterior median "
+               "and 95% interval), the population mean rate (filled diamond) and the rate "
+               "to expect in a new study (open diamond, dashed: 95% predictive interval). "
+               + _model_note(tree) + (" " + EXACT_NOTE if _is_exact(tree) else ""))
+    title = f"{label}: study rates, mean and new-study rate ({tree.attrs.get('model', '')})"
+    return title, caption, figures.forest_figure(data.forest_data(tree), title=title)
 
 
-def plot_fit(result, directory: Path) -> list[Path]:
-    """Every plot of a fit, written into ``directory``."""
+def _prior_posterior(outcome, tree):
+    label = outcome_label(outcome)
+    panels = data.prior_posterior_data(tree)
+    notes = sorted({p["note"] for p in panels if p["note"]})
+    caption = (f"{label}: prior (dashed) and posterior (solid) densities of the model's "
+               "hyperparameters and of the new-study rate θ_new. Where the curves are "
+               "alike the data say little about that quantity. Densities are kernel "
+               "estimates reflected at the bounds of each quantity (0 and 1 for rates, 0 "
+               "for scales), so no mass leaks past them. " + _model_note(tree)
+               + "".join(f" {n[0].upper()}{n[1:]}." for n in notes)
+               + (" Exact engine: posterior densities are estimated from quantiles of the "
+                  "exact marginal posteriors." if _is_exact(tree) else ""))
+    title = f"{label}: prior vs posterior"
+    return title, caption, figures.prior_posterior_figure(panels, title=title)
+
+
+def _ppc(outcome, tree):
+    label = outcome_label(outcome)
+    rows = data.ppc_data(tree)
+    caption = (f"{label}: posterior predictive check. Per study, the distribution of the "
+               "count a replication of that study (same number of patients) would give "
+               f"(bars; {rows[0]['source']}) against the observed count (black line), "
+               "with P(y_rep ≤ y) and P(y_rep ≥ y). An observed count far in a tail means "
+               "the model does not reproduce that study.")
+    title = f"{label}: posterior predictive check of the counts"
+    return title, caption, figures.ppc_figure(rows, title=title)
+
+
+def _trace(outcome, tree):
+    label = outcome_label(outcome)
+    draws = data.sampled_draws(tree)
+    caption = (f"{label}: trace of the parameters NUTS sampled ({', '.join(draws.data_vars)})"
+               ", one line style per chain. Chains that overlap without trends have mixed.")
+    title = f"{label}: trace of the sampled parameters"
+    return title, caption, figures.trace_figure(draws, title=title)
+
+
+def _rank(outcome, tree):
+    label = outcome_label(outcome)
+    draws = data.sampled_draws(tree)
+    caption = (f"{label}: rank plots of the sampled parameters ({', '.join(draws.data_vars)}"
+               "): per chain, the ECDF of its draws' fractional ranks among all chains, "
+               "minus the uniform ECDF (arviz-plots). Lines near zero mean the chains "
+               "sample the same distribution; p is the multi-chain uniformity test, and a "
+               "small p flags a problem.")
+    title = f"{label}: rank plots per chain"
+    return title, caption, figures.rank_figure(draws, title=title)
+
+
+def _benefit_risk(benefit, risk, *, benefit_threshold, risk_threshold):
+    br = data.benefit_risk_data(benefit, risk, benefit_threshold=benefit_threshold,
+                                risk_threshold=risk_threshold)
+    favourable = br["quadrants"][0]["probability"]
+    caption = ("Rates to expect in a new study: success (x) against severe adverse events "
+               "(y), from the posterior predictive distributions θ_new. The two outcomes "
+               "are fitted separately, so their draws are paired as independent: the joint "
+               "distribution is the product of the two marginals, and any correlation of "
+               "benefit and harm across studies is not modelled. Quadrant probabilities "
+               "are products of the marginal probabilities; P(success > "
+               f"{benefit_threshold:g} and SAE < {risk_threshold:g}) = {favourable:.2f}.")
+    title = "Benefit-risk in a new study: success vs severe adverse events"
+    return title, caption, figures.benefit_risk_figure(br, title=title)
+
+
+def draw_plots(run_dir: str | Path, directory: str | Path, *, benefit_threshold: float = 0.5,
+               risk_threshold: float = 0.2) -> list[dict]:
+    """Draw every plot of the saved run in ``run_dir`` into ``directory``.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run directory whose fit files are read.
+    directory : str or Path
+        Where NAME.png, NAME.svg and index.json are written (created if needed). The
+        index's paths are ``plots/NAME.png``: relative to the run directory once
+        ``directory`` is its ``plots`` folder.
+    benefit_threshold, risk_threshold : float
+        Thresholds of the benefit-risk plot (success rate above, SAE rate below).
+
+    Returns
+    -------
+    list of dict
+        The index: name, title, caption, outcome (or None), png, svg; in reading order.
+    """
+    trees = load_fits(run_dir)
     directory = Path(directory)
-    return [plot_forest(result, directory / "forest.png"),
-            plot_densities(result, directory / "densities.png")]
+    directory.mkdir(parents=True, exist_ok=True)
+    jobs = [(f"forest-{safe_name(o)}", o, partial(_forest, o, t)) for o, t in trees.items()]
+    if BENEFIT_OUTCOME in trees and RISK_OUTCOME in trees:
+        jobs.append(("benefit-risk", None, partial(
+            _benefit_risk, trees[BENEFIT_OUTCOME], trees[RISK_OUTCOME],
+            benefit_threshold=benefit_threshold, risk_threshold=risk_threshold)))
+    for kind, draw in (("prior-posterior", _prior_posterior), ("ppc", _ppc)):
+        jobs += [(f"{kind}-{safe_name(o)}", o, partial(draw, o, t)) for o, t in trees.items()]
+    for kind, draw in (("trace", _trace), ("rank", _rank)):  # chains exist for NUTS only
+        jobs += [(f"{kind}-{safe_name(o)}", o, partial(draw, o, t))
+                 for o, t in trees.items() if not _is_exact(t)]
+    index = []
+    for name, outcome, draw in jobs:
+        title, caption, fig = draw()
+        _save(fig, directory, name)
+        index.append({"name": name, "title": title, "caption": caption, "outcome": outcome,
+                      "png": f"{PLOTS_DIR}/{name}.png", "svg": f"{PLOTS_DIR}/{name}.svg"})
+    (directory / INDEX_FILE).write_text(json.dumps(index, indent=2, ensure_ascii=False)
+                                        + "\n", encoding="utf-8")
+    return index
+
+
+def plot_fit(result, directory: str | Path) -> list[dict]:
+    """The plotting step of :func:`bayes_dress.outputs.write_run`.
+
+    Draws from the files already written to ``directory`` (not from ``result``), so the
+    plots of a fit and of a later ``bayes-dress plot`` are the same.
+    """
+    directory = Path(directory)
+    return draw_plots(directory, directory / PLOTS_DIR)
+
+
+def _update_manifest(run_dir: Path) -> None:
+    """Replace the plots' hashes in manifest.json; other files' hashes are kept as
+    recorded, so a redraw never vouches for files it did not write."""
+    path = run_dir / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    files = {k: v for k, v in manifest.get("files", {}).items()
+             if not k.startswith(f"{PLOTS_DIR}/")}
+    for plot in sorted((run_dir / PLOTS_DIR).iterdir()):
+        files[f"{PLOTS_DIR}/{plot.name}"] = hashlib.sha256(plot.read_bytes()).hexdigest()
+    manifest["files"] = dict(sorted(files.items()))
+    manifest["plots_redrawn"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    tmp = path.with_name(".manifest.json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def plot_run(run_dir: str | Path, *, benefit_threshold: float = 0.5,
+             risk_threshold: float = 0.2) -> list[dict]:
+    """(Re)draw every plot of a saved run from the files in ``run_dir`` only.
+
+    ``run_dir/plots`` is replaced atomically (drawn in a hidden sibling, then moved into
+    place), and the plots' hashes in ``manifest.json`` are updated.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A directory written by ``bayes-dress fit`` / :func:`bayes_dress.write_run`.
+    benefit_threshold, risk_threshold : float
+        Thresholds of the benefit-risk plot: P(success rate > benefit_threshold and SAE
+        rate < risk_threshold) is annotated.
+
+    Returns
+    -------
+    list of dict
+        The contents of ``plots/index.json``.
+
+    Raises
+    ------
+    RunDirError
+        ``run_dir`` is not a readable run directory.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory '{run_dir}' does not exist or is not a directory")
+    manifest = run_dir / "manifest.json"
+    try:
+        json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise RunDirError(f"'{run_dir}' is not a bayes-dress run directory (no readable "
+                          "manifest.json)") from None
+    with atomic_directory(run_dir / PLOTS_DIR, overwrite=True) as tmp:
+        index = draw_plots(run_dir, tmp, benefit_threshold=benefit_threshold,
+                           risk_threshold=risk_threshold)
+    _update_manifest(run_dir)
+    return index

@@ -20,7 +20,7 @@ from bayes_dress.summaries import SUMMARY_COLUMNS
 
 SMALL = ["--draws", "300", "--tune", "300", "--chains", "2"]
 RUN_FILES = {"summary.csv", "probabilities.csv", "data_used.csv", "diagnostics.json",
-             "manifest.json", "forest.png", "densities.png", "posterior-success.nc",
+             "manifest.json", "plots", "posterior-success.nc",
              "posterior-severe_ae.nc", "exact_comparison.csv"}
 
 
@@ -148,7 +148,8 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     import bayes_dress.plots
 
     def broken(result, directory):
-        (Path(directory) / "forest.png").write_bytes(b"half a file")
+        (Path(directory) / "plots").mkdir()
+        (Path(directory) / "plots" / "forest-success.png").write_bytes(b"half a file")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(bayes_dress.plots, "plot_fit", broken)

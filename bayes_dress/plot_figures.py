@@ -1,0 +1,198 @@
+"""Drawing: one function per plot, from the numbers of :mod:`bayes_dress.plot_data`.
+
+Every figure reads in grayscale: kinds of estimate differ by marker, fill and line style,
+not by colour alone. Figures are built on :class:`matplotlib.figure.Figure` (no pyplot
+state), except the trace and rank plots, which arviz-plots draws.
+"""
+
+from __future__ import annotations
+
+import xarray as xr
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+RATE_LABEL = "rate (proportion of patients)"
+FOREST_STYLE = {
+    "observed": {"marker": "s", "color": "0.45", "linestyle": "-", "mfc": "white",
+                 "label": "observed events/total, exact 95% CI"},
+    "study": {"marker": "o", "color": "black", "linestyle": "-", "mfc": "black",
+              "label": "model study rate, 95% CrI"},
+    "mean_rate": {"marker": "D", "color": "black", "linestyle": "-", "mfc": "black",
+                  "label": "population mean rate, 95% CrI"},
+    "theta_new": {"marker": "D", "color": "black", "linestyle": "--", "mfc": "white",
+                  "label": "new study rate, 95% predictive interval"},
+}
+#: Symbols of the model parameters, for axis labels.
+SYMBOLS = {"theta_new": "new-study rate θ_new", "theta": "study rate θ", "m": "mean rate m",
+           "phi": "heterogeneity φ", "tau": "logit SD τ", "mu": "logit mean μ"}
+
+
+def _grid(n: int, *, max_cols: int, width: float, height: float) -> tuple[Figure, list]:
+    cols = min(n, max_cols)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(width * cols, height * rows + 0.9), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).reshape(-1)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, list(axes[:n])
+
+
+def forest_figure(rows: list[dict], *, title: str) -> Figure:
+    """Forest plot of :func:`~bayes_dress.plot_data.forest_data` rows, top to bottom."""
+    fig = Figure(figsize=(7.0, 0.42 * len(rows) + 2.2), layout="constrained")
+    ax = fig.subplots()
+    for y, row in enumerate(reversed(rows)):
+        style = FOREST_STYLE[row["kind"]]
+        ax.plot([row["lower"], row["upper"]], [y, y], color=style["color"],
+                linestyle=style["linestyle"], linewidth=1.6)
+        ax.plot(row["estimate"], y, marker=style["marker"], color=style["color"],
+                mfc=style["mfc"], markersize=7, linestyle="none")
+    ax.set_yticks(range(len(rows)), [r["label"] for r in reversed(rows)])
+    ax.axhline(1.5, color="0.7", linewidth=0.8)  # studies above, population below
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(RATE_LABEL)
+    ax.grid(axis="x", color="0.9")
+    ax.set_title(title, fontsize=10)
+    handles = [Line2D([], [], marker=s["marker"], color=s["color"], mfc=s["mfc"],
+                      linestyle=s["linestyle"], label=s["label"])
+               for s in FOREST_STYLE.values()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8,
+               frameon=False)
+    return fig
+
+
+def _axis_label(name: str) -> str:
+    symbol = SYMBOLS.get(name, name)
+    return f"{symbol} (proportion of patients)" if name in ("m", "theta", "theta_new") else symbol
+
+
+def prior_posterior_figure(panels: list[dict], *, title: str) -> Figure:
+    """Prior (dashed, grey) against posterior (solid, black) densities, one panel each."""
+    fig, axes = _grid(len(panels), max_cols=3, width=3.6, height=2.8)
+    for ax, panel in zip(axes, panels, strict=True):
+        if panel["posterior"] is None:  # constant draws: a point mass
+            ax.axvline(panel["posterior_interval"][1], color="black", label="posterior")
+        else:
+            grid, density = panel["posterior"]
+            ax.plot(grid, density, color="black", linewidth=1.8, label="posterior")
+            ax.fill_between(grid, density, color="0.85")
+        if panel["prior"] is not None:
+            grid, density = panel["prior"]
+            ax.plot(grid, density, color="0.35", linestyle="--", linewidth=1.4,
+                    label="prior")
+        if panel["note"]:
+            ax.text(0.5, 0.97, panel["note"], transform=ax.transAxes, ha="center",
+                    va="top", fontsize=7, style="italic", wrap=True)
+        name = panel["parameter"] + (f" [{panel['study']}]" if panel["study"] else "")
+        ax.set_title(f"{name}\nprior: {panel['prior_spec']}", fontsize=8)
+        ax.set_xlim(*panel["window"])
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel(_axis_label(panel["parameter"]), fontsize=8)
+        ax.set_yticks([])
+        ax.set_ylabel("density", fontsize=8)
+    _figure_legend(fig, axes)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _figure_legend(fig: Figure, axes: list) -> None:
+    """One legend below the panels, so it never covers a curve or a note."""
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+               ncol=len(handles), fontsize=8, frameon=False)
+
+
+def ppc_figure(rows: list[dict], *, title: str) -> Figure:
+    """Replicated-count distributions (bars) with the observed count (black line)."""
+    fig, axes = _grid(len(rows), max_cols=4, width=3.4, height=2.7)
+    for ax, row in zip(axes, rows, strict=True):
+        ax.bar(row["counts"], row["pmf"], width=0.8, color="0.8", edgecolor="0.4",
+               label="replicated counts y_rep")
+        ax.axvline(row["observed"], color="black", linewidth=2.2,
+                   label="observed count y")
+        ax.plot(row["observed"], max(row["pmf"]) * 1.08, marker="v", color="black",
+                markersize=8, linestyle="none")
+        ax.set_title(f"{row['label']}\nP(y_rep ≤ y) = {row['p_le']:.2f}, "
+                     f"P(y_rep ≥ y) = {row['p_ge']:.2f}", fontsize=8)
+        ax.set_xlabel(f"events out of n = {row['total']}", fontsize=8)
+        ax.set_ylabel("probability", fontsize=8)
+        ax.set_xlim(-0.6, row["total"] + 0.6)
+    _figure_legend(fig, axes)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def benefit_risk_figure(data: dict, *, title: str) -> Figure:
+    """New-study success rate against new-study SAE rate, with quadrant probabilities."""
+    fig = Figure(figsize=(6.2, 6.0), layout="constrained")
+    ax = fig.subplots()
+    ax.scatter(data["x"], data["y"], s=4, color="0.3", alpha=0.25, linewidths=0,
+               rasterized=True)  # thousands of points: a bitmap layer keeps the SVG small
+    a, b = data["benefit_threshold"], data["risk_threshold"]
+    ax.axvline(a, color="black", linestyle="--", linewidth=1.2)
+    ax.axhline(b, color="black", linestyle=":", linewidth=1.5)
+    for quadrant in data["quadrants"]:
+        x = 0.98 if quadrant["benefit_above"] else 0.02
+        y = 0.02 if quadrant["risk_below"] else 0.98
+        favourable = quadrant["benefit_above"] and quadrant["risk_below"]
+        ax.text(x, y, f"{quadrant['label']}\nP = {quadrant['probability']:.2f}",
+                transform=ax.transAxes, ha="right" if x > 0.5 else "left",
+                va="bottom" if y < 0.5 else "top", fontsize=8,
+                fontweight="bold" if favourable else "normal",
+                bbox={"facecolor": "white", "edgecolor": "black" if favourable else "0.6",
+                      "linewidth": 1.5 if favourable else 0.8})
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(f"new-study success rate: {RATE_LABEL}")
+    ax.set_ylabel(f"new-study severe-AE rate: {RATE_LABEL}")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def _chain_aes() -> dict:
+    # Chains differ by line style as well as colour, so they read in grayscale.
+    return {"color": ["chain"], "linestyle": ["chain"]}
+
+
+def _finish_arviz(pc, *, title: str) -> Figure:
+    pc.add_legend("chain", loc="outside right upper")
+    fig = pc.get_viz("figure")
+    fig.suptitle(title, fontsize=10)
+    fig.set_layout_engine("constrained")
+    for ax in fig.axes:
+        for line in ax.lines:
+            line.set_rasterized(True)  # long chains: a bitmap layer keeps the SVG small
+    return fig
+
+
+def trace_figure(draws: xr.Dataset, *, title: str) -> Figure:
+    """Trace of each sampled parameter, one line per chain (arviz-plots)."""
+    import arviz_plots as azp
+
+    pc = azp.plot_trace(xr.DataTree.from_dict({"posterior": draws}), backend="matplotlib",
+                        aes=_chain_aes())
+    return _finish_arviz(pc, title=title)
+
+
+def rank_figure(draws: xr.Dataset, *, title: str) -> Figure:
+    """Fractional-rank Δ-ECDF per chain, with the multi-chain uniformity test (arviz-plots).
+
+    Chains that sample the same distribution give lines near zero; the p-value in each
+    panel tests that.
+    """
+    import arviz_plots as azp
+
+    pc = azp.plot_rank(xr.DataTree.from_dict({"posterior": draws}), backend="matplotlib",
+                       aes=_chain_aes())
+    return _finish_arviz(pc, title=title)
+
+
+def close(fig: Figure) -> None:
+    """Release a figure (arviz-plots registers its figures with pyplot)."""
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

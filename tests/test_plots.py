@@ -1,0 +1,240 @@
+"""Plots of a saved run: what each panel shows (numbers), the files, the redraw command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+from conftest import FAST
+from scipy import stats
+
+from bayes_dress import RunConfig, plots, run_fit, write_run
+from bayes_dress import plot_data as data
+from bayes_dress.cli import main
+
+INDEX_KEYS = ["name", "title", "caption", "outcome", "png", "svg"]
+
+
+@pytest.fixture(scope="module")
+def nuts_run(tmp_path_factory):
+    """One small NUTS fit of both default outcomes, written with its plots."""
+    out = tmp_path_factory.mktemp("plots") / "run"
+    write_run(run_fit(RunConfig(sampler=FAST)), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def exact_run(tmp_path_factory):
+    """An exact-engine fit under BDA3's improper hyperprior: no prior draws."""
+    out = tmp_path_factory.mktemp("plots") / "exact"
+    write_run(run_fit(RunConfig(engine="exact", priors={"phi": "BDA3"})), out)
+    return out
+
+
+def tree(run, outcome="success"):
+    kind = "posterior" if (run / f"posterior-{outcome}.nc").exists() else "marginals"
+    return xr.load_datatree(run / f"{kind}-{outcome}.nc")
+
+
+def summary_row(run, outcome, parameter, study=None):
+    summary = pd.read_csv(run / "summary.csv")
+    sel = (summary["outcome"] == outcome) & (summary["parameter"] == parameter)
+    if study is not None:
+        sel &= summary["study"] == study
+    return summary[sel].iloc[0]
+
+
+def index_of(run):
+    return json.loads((run / "plots" / "index.json").read_text(encoding="utf-8"))
+
+
+def test_run_writes_every_plot_as_png_and_svg_with_an_index(nuts_run):
+    index = index_of(nuts_run)
+    assert [e["name"] for e in index] == [
+        "forest-success", "forest-severe_ae", "benefit-risk", "prior-posterior-success",
+        "prior-posterior-severe_ae", "ppc-success", "ppc-severe_ae", "trace-success",
+        "trace-severe_ae", "rank-success", "rank-severe_ae"]
+    for entry in index:
+        assert list(entry) == INDEX_KEYS
+        assert entry["png"] == f"plots/{entry['name']}.png"
+        assert entry["svg"] == f"plots/{entry['name']}.svg"
+        assert (nuts_run / entry["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (nuts_run / entry["svg"]).read_bytes()[:2000]
+        assert entry["title"] and entry["caption"]
+    assert [e["outcome"] for e in index][:3] == ["success", "severe_ae", None]
+    assert "independent" in index[2]["caption"]
+    assert not (nuts_run / "forest.png").exists() and not (nuts_run / "densities.png").exists()
+    # The manifest vouches for every file, plots included, by relative path.
+    files = json.loads((nuts_run / "manifest.json").read_text())["files"]
+    on_disk = {p.relative_to(nuts_run).as_posix() for p in nuts_run.rglob("*")
+               if p.is_file() and p.name != "manifest.json"}
+    assert set(files) == on_disk and "plots/forest-success.png" in files
+    for name, digest in files.items():
+        assert hashlib.sha256((nuts_run / name).read_bytes()).hexdigest() == digest
+
+
+def test_forest_shows_observed_rates_and_posterior_intervals(nuts_run):
+    fit = tree(nuts_run)
+    rows = data.forest_data(fit)
+    assert [r["kind"] for r in rows] == ["observed", "study", "observed", "study",
+                                         "mean_rate", "theta_new"]
+    joly, sim = rows[0], rows[2]
+    assert joly["label"] == "Joly2012 (1/6)" and sim["label"] == "Sim2022 (16/18)"
+    assert joly["estimate"] == pytest.approx(1 / 6) and sim["estimate"] == pytest.approx(16 / 18)
+    exact_ci = stats.binomtest(1, 6).proportion_ci(0.95, method="exact")
+    assert (joly["lower"], joly["upper"]) == pytest.approx((exact_ci.low, exact_ci.high))
+    for row in rows[1::2][:2] + rows[4:]:
+        name = "theta" if row["kind"] == "study" else row["kind"]
+        expected = summary_row(nuts_run, "success", name, row["study"])
+        assert (row["lower"], row["estimate"], row["upper"]) == pytest.approx(
+            (expected["q2.5"], expected["median"], expected["q97.5"]))
+    title, _, fig = plots._forest("success", fit)
+    ax = fig.axes[0]
+    assert ax.get_title() == title and "Success" in title
+    assert ax.get_xlabel() == "rate (proportion of patients)"
+    assert [t.get_text() for t in ax.get_yticklabels()][::-1] == [r["label"] for r in rows]
+    assert len(ax.lines) == 2 * len(rows) + 1  # interval and point per row, one separator
+    # Kinds differ by marker and fill, not only colour (grayscale).
+    styles = {(line.get_marker(), line.get_markerfacecolor()) for line in ax.lines[1::2]}
+    assert len(styles) == 4
+
+
+def test_prior_posterior_panels_are_bounded_densities(nuts_run):
+    panels = data.prior_posterior_data(tree(nuts_run))
+    assert [p["parameter"] for p in panels] == ["m", "phi", "theta_new"]
+    for panel in panels:
+        grid, density = panel["posterior"]
+        lo, hi = panel["bounds"]
+        assert grid.min() >= lo and grid.max() <= hi and (density >= 0).all()
+        assert panel["prior"] is not None and panel["note"] is None
+        expected = summary_row(nuts_run, "success", panel["parameter"])
+        assert panel["posterior_interval"] == pytest.approx(
+            (expected["q2.5"], expected["median"], expected["q97.5"]))
+        assert panel["prior_interval"][0] == pytest.approx(expected["prior_q2.5"])
+    for panel in (panels[0], panels[2]):  # rates: the whole of [0, 1], all the mass
+        grid, density = panel["posterior"]
+        assert panel["window"] == (0.0, 1.0)
+        assert np.sum(density) * (grid[1] - grid[0]) == pytest.approx(1.0, abs=0.01)
+
+
+def test_bounded_density_does_not_leak_past_zero():
+    draws = np.random.default_rng(1).beta(0.5, 3.0, size=4000)
+    grid, density = data.bounded_density(draws, bounds=(0.0, 1.0), window=(0.0, 1.0))
+    assert grid.min() >= 0 and np.sum(density) * (grid[1] - grid[0]) == pytest.approx(1, abs=0.01)
+    # A Gaussian KDE would put mass below 0 and so underestimate the density near it.
+    assert density[0] > stats.gaussian_kde(draws)(grid[0])[0]
+    assert data.bounded_density(np.full(10, 0.3), bounds=(0, 1), window=(0, 1)) is None
+
+
+def test_ppc_compares_replicated_and_observed_counts(nuts_run):
+    fit = tree(nuts_run)
+    rows = data.ppc_data(fit)
+    replicated = fit["posterior_predictive"]["y"]
+    for row, observed, total in zip(rows, [1, 16], [6, 18], strict=True):
+        assert (row["observed"], row["total"]) == (observed, total)
+        assert row["pmf"].sum() == pytest.approx(1.0)
+        draws = replicated.sel(study=row["study"]).values.reshape(-1)
+        assert row["pmf"][observed] == pytest.approx(np.mean(draws == observed))
+        assert row["p_ge"] == pytest.approx(np.mean(draws >= observed))
+        assert row["interval"][0] <= observed <= row["interval"][1]
+    _, _, fig = plots._ppc("success", fit)
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["Joly2012 (1/6)",
+                                                                   "Sim2022 (16/18)"]
+
+
+def test_benefit_risk_quadrants(nuts_run):
+    success, harm = tree(nuts_run, "success"), tree(nuts_run, "severe_ae")
+    br = data.benefit_risk_data(success, harm, benefit_threshold=0.5, risk_threshold=0.2)
+    probabilities = [q["probability"] for q in br["quadrants"]]
+    assert sum(probabilities) == pytest.approx(1.0)
+    p_benefit = float((success["posterior"]["theta_new"] > 0.5).mean())
+    p_safe = float((harm["posterior"]["theta_new"] < 0.2).mean())
+    favourable = br["quadrants"][0]
+    assert favourable["benefit_above"] and favourable["risk_below"]
+    assert favourable["probability"] == pytest.approx(p_benefit * p_safe)
+    assert len(br["x"]) == len(br["y"]) <= 4000
+    _, caption, fig = plots._benefit_risk(success, harm, benefit_threshold=0.5,
+                                          risk_threshold=0.2)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any(f"P = {favourable['probability']:.2f}" in t for t in texts)
+    assert f"= {favourable['probability']:.2f}" in caption
+
+
+def test_trace_and_rank_show_each_chain_of_the_sampled_parameters(nuts_run):
+    fit = tree(nuts_run)
+    draws = data.sampled_draws(fit)
+    assert list(draws.data_vars) == ["m", "phi"]
+    for draw in (plots._trace, plots._rank):
+        _, _, fig = draw("success", fit)
+        titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        assert titles == ["m", "phi"]
+        assert all(len(ax.lines) >= FAST.chains for ax in fig.axes if ax.get_title())
+        plots.figures.close(fig)
+
+
+def test_benefit_risk_needs_both_outcomes(nuts_run, tmp_path):
+    shutil.copy(nuts_run / "posterior-success.nc", tmp_path)
+    index = plots.draw_plots(tmp_path, tmp_path / "plots")
+    assert "benefit-risk" not in [e["name"] for e in index]
+    assert {e["outcome"] for e in index} == {"success"}
+
+
+def test_plot_command_redraws_the_same_plots(nuts_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(nuts_run, run)
+    shutil.rmtree(run / "plots")
+    result = CliRunner().invoke(main, ["plot", str(run)], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert f"{run / 'plots'}/" in result.output
+    for entry in index_of(nuts_run):  # byte for byte what the fit drew
+        for kind in ("png", "svg"):
+            assert (run / entry[kind]).read_bytes() == (nuts_run / entry[kind]).read_bytes()
+    manifest = json.loads((run / "manifest.json").read_text())
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((run / name).read_bytes()).hexdigest() == digest
+    assert not list(run.glob(".plots*"))
+
+
+@pytest.mark.parametrize("make", ["missing", "no_manifest", "no_fits"])
+def test_plot_command_bad_run_dir_is_one_line(tmp_path, make):
+    run = tmp_path / "run"
+    if make != "missing":
+        run.mkdir()
+    if make == "no_fits":
+        (run / "manifest.json").write_text("{}")
+    result = CliRunner().invoke(main, ["plot", str(run)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_exact_run_plots_marginals_and_skips_chains(exact_run):
+    assert not list(exact_run.glob("posterior-*.nc"))
+    fit = tree(exact_run)
+    assert "not joint draws" in fit.attrs["posterior_kind"]
+    index = index_of(exact_run)
+    names = [e["name"] for e in index]
+    assert "benefit-risk" in names and not [n for n in names if n[:5] in ("trace", "rank-")]
+    forest = next(e for e in index if e["name"] == "forest-success")
+    assert "no trace or rank plots" in forest["caption"]
+    for row in data.forest_data(fit)[4:]:
+        expected = summary_row(exact_run, "success", row["kind"])
+        assert (row["lower"], row["estimate"], row["upper"]) == pytest.approx(
+            (expected["q2.5"], expected["median"], expected["q97.5"]), abs=2e-3)
+    # BDA3's hyperprior is improper: no prior curve, and the panel says why.
+    panels = data.prior_posterior_data(fit)
+    assert all(p["prior"] is None and "BDA3" in p["note"] for p in panels)
+    # Replicated counts come from the exact marginal of each study's rate.
+    for row in data.ppc_data(fit):
+        assert row["pmf"].sum() == pytest.approx(1.0) and "exact" in row["source"]
+
+
+def test_plot_help():
+    result = CliRunner().invoke(main, ["plot", "--help"])
+    assert result.exit_code == 0 and "RUN_DIR" in result.output
