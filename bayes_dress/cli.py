@@ -82,49 +82,68 @@ def data_options(command):
     return command
 
 
-@main.command()
-@data_options
-@click.option("--model", help="beta_binomial (default), logit_normal, common_effect or "
-                              "independent.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="A TOML run spec; flags override it.")
-@click.option("--prior", "priors", multiple=True, metavar="PARAM=DIST(ARGS)",
-              help="Override a prior, e.g. tau=HalfNormal(0.5) or phi=BDA3 (repeatable).")
-@click.option("--draws", type=click.IntRange(min=1), help="Draws per chain [2000].")
-@click.option("--tune", type=click.IntRange(min=1), help="Tuning steps per chain [1000].")
-@click.option("--chains", type=click.IntRange(min=1), help="Chains [4].")
-@click.option("--seed", type=click.IntRange(min=0), help="Random seed [20260101].")
-@click.option("--target-accept", type=click.FloatRange(0.5, 1.0, max_open=True),
-              help="NUTS target acceptance rate [0.95].")
-@click.option("--sampler", type=click.Choice(SAMPLERS), help="MCMC backend [nutpie].")
-@click.option("--engine", type=click.Choice(ENGINES),
-              help="nuts (sample, checked against the exact engine) or exact (numerical "
-                   "integration, no sampling) [nuts].")
-@click.option("--threshold", "thresholds", multiple=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Rate for tail probabilities (repeatable) [0.1 0.25 0.5 0.75].")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory [results/MODEL-TIMESTAMP].")
-@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
-@click.option("--strict", is_flag=True, help="Exit 1 if any diagnostic fails.")
-@user_errors
-def fit(data, outcomes, definitions, exclude, model, config_path, priors, draws, tune,
-        chains, seed, target_accept, sampler, engine, thresholds, out, overwrite, strict):
-    """Fit a model to each outcome and write a run directory."""
-    from bayes_dress.fitting import prepare, run_fit
-    from bayes_dress.headline import format_headline
-    from bayes_dress.outputs import check_destination, default_run_dir, write_run
+def run_options(command):
+    """The flags shared by ``fit`` and ``sensitivity`` (applied to every scenario)."""
+    options = [
+        click.option("--model", help="beta_binomial (default), logit_normal, "
+                                     "common_effect or independent."),
+        click.option("--prior", "priors", multiple=True, metavar="PARAM=DIST(ARGS)",
+                     help="Override a prior, e.g. tau=HalfNormal(0.5) or phi=BDA3 "
+                          "(repeatable)."),
+        click.option("--draws", type=click.IntRange(min=1), help="Draws per chain [2000]."),
+        click.option("--tune", type=click.IntRange(min=1),
+                     help="Tuning steps per chain [1000]."),
+        click.option("--chains", type=click.IntRange(min=1), help="Chains [4]."),
+        click.option("--seed", type=click.IntRange(min=0), help="Random seed [20260101]."),
+        click.option("--target-accept", type=click.FloatRange(0.5, 1.0, max_open=True),
+                     help="NUTS target acceptance rate [0.99]."),
+        click.option("--sampler", type=click.Choice(SAMPLERS), help="MCMC backend [nutpie]."),
+        click.option("--engine", type=click.Choice(ENGINES),
+                     help="nuts (sample, checked against the exact engine) or exact "
+                          "(numerical integration, no sampling) [nuts]."),
+        click.option("--threshold", "thresholds", multiple=True,
+                     type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     help="Rate for tail probabilities (repeatable) [0.1 0.25 0.5 0.75]."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+                     help="Run directory [results/NAME-TIMESTAMP]."),
+        click.option("--overwrite", is_flag=True, help="Replace --out if it exists."),
+        click.option("--strict", is_flag=True, help="Exit 1 if any diagnostic fails."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return data_options(command)
 
-    config = load_config(config_path) if config_path else RunConfig()
+
+def apply_flags(config: RunConfig, *, data, outcomes, definitions, exclude, model, priors,
+                draws, tune, chains, seed, target_accept, sampler, engine, thresholds
+                ) -> RunConfig:
+    """``config`` with the command-line flags laid over it, key by key."""
     changes = {"model": model, "data": data, "outcomes": outcomes or None,
                "exclude": exclude or None, "thresholds": thresholds or None,
                "sampler_draws": draws, "sampler_tune": tune, "sampler_chains": chains,
                "sampler_seed": seed, "sampler_target_accept": target_accept,
                "sampler_name": sampler, "engine": engine}
     config = config.replace(**{k: v for k, v in changes.items() if v is not None})
-    config = config.replace(priors={**config.priors, **_pairs(priors, "--prior")},
-                            definitions={**config.definitions,
-                                         **_pairs(definitions, "--definition")})
+    return config.replace(priors={**config.priors, **_pairs(priors, "--prior")},
+                          definitions={**config.definitions,
+                                       **_pairs(definitions, "--definition")})
+
+
+@main.command()
+@run_options
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A TOML run spec; flags override it.")
+@click.option("--report", "report", is_flag=True,
+              help="Also write RUN_DIR/report.html (as bayes-dress report RUN_DIR).")
+@user_errors
+def fit(config_path, out, overwrite, strict, report, **flags):
+    """Fit a model to each outcome and write a run directory."""
+    from bayes_dress.fitting import prepare, run_fit
+    from bayes_dress.headline import format_headline
+    from bayes_dress.outputs import check_destination, default_run_dir, write_run
+
+    config = load_config(config_path) if config_path else RunConfig()
+    config = apply_flags(config, **flags)
     prepared = prepare(config)  # every input error surfaces before any sampling
     out = out or default_run_dir(config.model)
     check_destination(out, overwrite=overwrite)
@@ -134,9 +153,58 @@ def fit(data, outcomes, definitions, exclude, model, config_path, priors, draws,
     for check in result.failures:
         click.secho(f"WARNING: {check.message()}", err=True, fg="red", bold=True)
     click.echo(f"\nResults written to {out}/")
+    if report:
+        from bayes_dress.report import write_report
+
+        click.echo(f"Report written to {write_report(out)}")
     if strict and result.failures:
         click.echo(f"error: {len(result.failures)} diagnostic check(s) failed (--strict)",
                    err=True)
+        sys.exit(EXIT_DIAGNOSTICS)
+
+
+@main.command()
+@run_options
+@click.option("--config", "spec_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A TOML sweep spec [the bundled models/sensitivity.toml].")
+@click.option("--jobs", type=click.IntRange(min=1),
+              help="Worker processes [one per core]; 1 fits in this process.")
+@user_errors
+def sensitivity(spec_path, jobs, out, overwrite, strict, **flags):
+    """Refit under every scenario of a sweep spec and judge whether conclusions hold.
+
+    Fit flags (--prior, --definition, --exclude, --draws, --engine, ...) change the
+    primary analysis and so every scenario built around it; --threshold replaces the
+    spec's headline probabilities with P(mean_rate > t) and P(theta_new > t).
+    """
+    from bayes_dress.outputs import check_destination, default_run_dir
+    from bayes_dress.sensitivity.outputs import write_sweep
+    from bayes_dress.sensitivity.spec import load_sweep_spec
+    from bayes_dress.sensitivity.sweep import plan_sweep, run_sweep
+
+    spec = load_sweep_spec(spec_path)
+    config = apply_flags(spec.primary, **flags)
+    plan = plan_sweep(spec, config=config, thresholds=flags["thresholds"] or None)
+    out = out or default_run_dir("sensitivity")
+    check_destination(out, overwrite=overwrite)
+    click.echo(f"{len(plan.scenarios)} scenarios, {len(plan.tasks)} fits "
+               f"({plan.spec.combine}), from {plan.spec.where}", err=True)
+    with click.progressbar(length=len(plan.tasks), label="fits", show_eta=True,
+                           show_pos=True, file=sys.stderr,
+                           item_show_func=lambda r: r and f"{r.scenario.id} {r.outcome}"
+                           ) as bar:
+        result = run_sweep(plan, jobs=jobs, progress=lambda r: bar.update(1, r))
+    write_sweep(result, out, overwrite=overwrite)
+    for row in result.robustness.itertuples():
+        click.echo(f"{row.outcome}: {row.verdict}")
+    for flagged in result.flagged:
+        click.secho(f"WARNING: {flagged.scenario.id} {flagged.scenario.label} "
+                    f"[{flagged.outcome}] {flagged.status}: {' | '.join(flagged.problems)}",
+                    err=True, fg="red", bold=True)
+    click.echo(f"\n{len(plan.tasks)} fits in {result.wall_time:.1f} s; results written to "
+               f"{out}/")
+    if strict and result.flagged:
+        click.echo(f"error: {len(result.flagged)} fit(s) flagged (--strict)", err=True)
         sys.exit(EXIT_DIAGNOSTICS)
 
 
@@ -179,6 +247,20 @@ def data_command(data, outcomes, definitions, exclude):
     click.echo("\n* = the count an analysis uses with these options")
 
 
+@main.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("sens_dir", required=False, type=click.Path(path_type=Path))
+@user_errors
+def report_command(run_dir, sens_dir):
+    """Write RUN_DIR/report.html: a self-contained HTML report of a run.
+
+    SENS_DIR, a sensitivity-sweep directory, adds its scenarios and robustness checks.
+    """
+    from bayes_dress.report import write_report
+
+    click.echo(f"Report written to {write_report(run_dir, sens_dir)}")
+
+
 @main.command("models")
 @user_errors
 def models_command():
@@ -196,6 +278,25 @@ def models_command():
                                        subsequent_indent="      ", width=88))
         click.echo("")
     click.echo(f"Prior families: {choices(FAMILIES)}")
+
+
+@main.command("plot")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--benefit-threshold", default=0.5, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Benefit-risk plot: success rate above this is a benefit.")
+@click.option("--risk-threshold", default=0.2, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Benefit-risk plot: severe-AE rate below this is acceptable.")
+@user_errors
+def plot_command(run_dir, benefit_threshold, risk_threshold):
+    """Redraw RUN_DIR/plots from the run's saved files (no refit)."""
+    from bayes_dress.plots import INDEX_FILE, PLOTS_DIR, plot_run
+
+    index = plot_run(run_dir, benefit_threshold=benefit_threshold,
+                     risk_threshold=risk_threshold)
+    click.echo(f"{len(index)} plots (PNG and SVG) written to {run_dir / PLOTS_DIR}/; "
+               f"list: {run_dir / PLOTS_DIR / INDEX_FILE}")
 
 
 if __name__ == "__main__":

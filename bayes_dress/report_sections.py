@@ -1,0 +1,639 @@
+"""The sections of ``report.html``, in reading order, as HTML strings.
+
+Every value that comes from a file goes through :func:`esc` (or a number formatter);
+only :class:`Markup` strings, built here, are inserted as HTML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import json
+import math
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from importlib import resources
+
+import pandas as pd
+
+from bayes_dress.errors import SpecError
+from bayes_dress.headline import LABELS
+from bayes_dress.report import Plots, RunFiles, SensitivityFiles
+from bayes_dress.resources import bundled_path
+from bayes_dress.spec import get_model_spec
+
+OUTCOME_LABELS = {"success": "Success (remission)", "severe_ae": "Severe adverse events",
+                  "death": "Death", "ivig_reaction": "Reaction to IVIG",
+                  "rescue_steroids": "Rescue corticosteroids"}
+HEADLINE = ("mean_rate", "sd_rates", "theta_new")
+QUANTITY_LABELS = {**LABELS, "theta": "study rate θ", "m": "mean rate m",
+                   "mu": "mean logit μ"}
+GREEK = {"theta": "θ", "kappa": "κ", "phi": "φ", "tau": "τ", "mu": "μ", "alpha": "α",
+         "beta": "β", "sigma": "σ"}
+SECTIONS = (("headline", "Headline"), ("diagnostics", "Diagnostics"),
+            ("data", "Studies and data"), ("models", "Model and priors"),
+            ("plots", "Plots"), ("posterior", "Posterior summary"),
+            ("sensitivity", "Sensitivity"), ("limitations", "Limitations"),
+            ("reproducibility", "Reproducibility"))
+
+
+class Markup(str):
+    """A string that is already HTML (built here, values escaped)."""
+
+
+def esc(value: object) -> Markup:
+    if isinstance(value, Markup):
+        return value
+    return Markup(html.escape("" if value is None else str(value), quote=True))
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def num(value: object, digits: int = 3) -> Markup:
+    """A number rounded for reading: 3 decimals for rates, no decimals past 100."""
+    v = _float(value)
+    if v is None:
+        return esc(value)
+    if math.isnan(v):
+        return Markup("–")
+    if math.isinf(v):
+        return Markup("∞" if v > 0 else "−∞")
+    if v == 0:
+        return Markup("0")
+    if abs(v) >= 100:
+        return Markup(f"{v:,.0f}")
+    if abs(v) < 10 ** -digits:
+        return Markup(f"{v:.1e}")
+    return Markup(f"{v:.{digits}f}")
+
+
+def count(value: object) -> Markup:
+    v = _float(value)
+    return num(value) if v is None or not math.isfinite(v) else Markup(f"{v:,.0f}")
+
+
+def pct(value: object) -> Markup:
+    """A rate as a percentage; one decimal near 0 and 1, where whole percents mislead."""
+    v = _float(value)
+    if v is None or not math.isfinite(v):
+        return num(value)
+    if 0 < v < 0.001 or 0.999 < v < 1:
+        return Markup("&lt;0.1%" if v < 0.5 else "&gt;99.9%")
+    return Markup(f"{100 * v:.0f}%" if 0.01 <= v <= 0.99 else f"{100 * v:.1f}%")
+
+
+def points(value: object) -> Markup:
+    """A difference of rates in percentage points."""
+    v = _float(value)
+    return num(value) if v is None or not math.isfinite(v) else Markup(f"{100 * v:.0f}")
+
+
+def truthy(value: object) -> bool | None:
+    """A boolean read back from CSV (True/False/1/0); None when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return None if text in ("", "nan", "none") else text in ("true", "1", "yes")
+    return bool(value)
+
+
+def yes_no(value: object) -> str:
+    return {True: "yes", False: "no", None: "–"}[truthy(value)]
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *,
+          numeric: Iterable[int] = (), row_classes: Sequence[str] | None = None) -> Markup:
+    """An HTML table; cells that are not :class:`Markup` are escaped."""
+    numeric = set(numeric)
+    head = "".join(f'<th{" class=num" if i in numeric else ""}>{esc(h)}</th>'
+                   for i, h in enumerate(headers))
+    body = []
+    for r, row in enumerate(rows):
+        cls = row_classes[r] if row_classes else ""
+        cells = "".join(f'<td{" class=num" if i in numeric else ""}>{esc(c)}</td>'
+                        for i, c in enumerate(row))
+        body.append(f'<tr{f" class={cls}" if cls else ""}>{cells}</tr>')
+    return Markup(f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+                  f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def bullets(items: Iterable[object]) -> Markup:
+    return Markup("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>")
+
+
+def outcome_label(outcome: str) -> Markup:
+    label = OUTCOME_LABELS.get(outcome)
+    return esc(outcome) if label is None else Markup(f"{esc(label)} (<code>{esc(outcome)}"
+                                                     "</code>)")
+
+
+def pretty_equation(text: str) -> Markup:
+    """An ASCII model equation with Greek letters, subscripts and superscripts."""
+    s = str(esc(text))
+    s = re.sub(r"(?<![A-Za-z])(" + "|".join(GREEK) + r")(?![A-Za-z-])",
+               lambda m: GREEK[m[1]], s)
+    s = re.sub(r"\^\((-?[0-9A-Za-z/.]+)\)|\^(-?[0-9A-Za-z/.]+)",
+               lambda m: f"<sup>{m[1] or m[2]}</sup>", s)
+    s = re.sub(r"_([0-9A-Za-z]+)", r"<sub>\1</sub>", s)
+    return Markup(s)
+
+
+def outcomes_of(run: RunFiles) -> list[str]:
+    """Outcomes in the order of the run (manifest), then any others in summary.csv."""
+    listed = run.manifest.get("outcomes")
+    names = [str(o) for o in listed] if isinstance(listed, dict) else []
+    return list(dict.fromkeys([*names, *run.summary["outcome"]]))
+
+
+def counts_of(run: RunFiles, outcome: str) -> list[tuple[str, int, int]]:
+    rows = run.data_used[run.data_used["outcome"] == outcome]
+    return [(r.study, int(r.events), int(r.total)) for r in rows.itertuples()]
+
+
+def population_row(run: RunFiles, outcome: str, parameter: str) -> pd.Series | None:
+    s = run.summary
+    rows = s[(s["outcome"] == outcome) & (s["parameter"] == parameter) & (s["study"] == "")]
+    return None if rows.empty else rows.iloc[0]
+
+
+def _interval(row: pd.Series, fmt=num, lo: str = "q2.5", hi: str = "q97.5") -> Markup:
+    return Markup(f"{fmt(row[lo])} to {fmt(row[hi])}")
+
+
+def _section(key: str, body: str) -> str:
+    number = [k for k, _ in SECTIONS].index(key) + 1
+    title = dict(SECTIONS)[key]
+    return f'<section id="{key}"><h2>{number}. {esc(title)}</h2>\n{body}\n</section>\n'
+
+
+# --- banners ------------------------------------------------------------------------------
+
+def failed_checks(run: RunFiles) -> list[str]:
+    failed = []
+    for outcome, entry in (run.diagnostics.get("outcomes") or {}).items():
+        for check in entry.get("checks") or []:
+            if check.get("passed") is False:
+                failed.append(f"{outcome}: {check.get('detail') or check.get('check')}")
+        if entry.get("passed") is False and not any(f.startswith(f"{outcome}:")
+                                                    for f in failed):
+            failed.append(f"{outcome}: diagnostics failed")
+    if run.diagnostics.get("passed") is False and not failed:
+        failed.append("diagnostics.json says the run failed its checks")
+    return failed
+
+
+def problem_scenarios(sens: SensitivityFiles) -> pd.DataFrame:
+    frame = sens.sensitivity
+    bad = frame[frame["status"].str.strip().str.lower() != "ok"]
+    keep = [c for c in ("scenario", "label", "outcome", "status", "problems") if c in bad]
+    return bad[keep].drop_duplicates()
+
+
+def banners(run: RunFiles, sens: SensitivityFiles | None) -> str:
+    parts = []
+    failed = failed_checks(run)
+    if failed:
+        parts.append(f'<div class="banner" role="alert">DIAGNOSTICS FAILED: the estimates '
+                     f'below may be unreliable (<a href="#diagnostics">details</a>).'
+                     f"{bullets(failed)}</div>")
+    if sens is not None:
+        bad = problem_scenarios(sens)
+        if not bad.empty:
+            items = [f"{r.get('scenario', '')} ({r.get('outcome', '')}): {r.get('status', '')}"
+                     + (f" – {r['problems']}" if r.get("problems") else "")
+                     for _, r in bad.iterrows()]
+            parts.append('<div class="banner warn" role="alert">SENSITIVITY SCENARIOS WITH '
+                         f'PROBLEMS: {len(items)} scenario fit(s) did not finish cleanly (<a '
+                         f'href="#sensitivity">details</a>).{bullets(items)}</div>')
+    return "\n".join(parts)
+
+
+# --- 1. headline --------------------------------------------------------------------------
+
+def headline(run: RunFiles) -> str:
+    parts = ['<p class="note">Rates are posterior medians with 95% credible intervals. The '
+             'pooled mean is never the whole story: the spread between studies and the '
+             'interval for a new study say how far the next study could be from it.</p>']
+    for outcome in outcomes_of(run):
+        counts = counts_of(run, outcome)
+        data = ", ".join(f"{s} {e}/{t}" for s, e, t in counts)
+        events, patients = sum(c[1] for c in counts), sum(c[2] for c in counts)
+        text = [f"Data: {len(counts)} {'study' if len(counts) == 1 else 'studies'} "
+                f"({esc(data)}; {events} events in {patients} patients)."]
+        rows = {name: population_row(run, outcome, name) for name in HEADLINE}
+        mean, sd, new = rows["mean_rate"], rows["sd_rates"], rows["theta_new"]
+        if mean is not None:
+            text.append(f"Pooled mean rate <strong>{pct(mean['median'])}</strong> (95% "
+                        f"interval {_interval(mean, pct)}).")
+        if sd is not None:
+            text.append(f"Between-study SD of rates <strong>{points(sd['median'])} "
+                        f"percentage points</strong> (95% interval {_interval(sd, points)}):"
+                        " how much the true rates differ from study to study.")
+        else:
+            text.append("The between-study SD of rates is not reported by this model.")
+        if new is not None:
+            text.append(f"The rate in a new study (predictive) is <strong>"
+                        f"{pct(new['median'])}</strong>, 95% interval {_interval(new, pct)}.")
+        text.append(prior_statement(run, outcome))
+        parts.append(f'<h3>{outcome_label(outcome)}</h3><p class="headline">'
+                     f'{" ".join(text)}</p>')
+    return _section("headline", "\n".join(parts))
+
+
+def prior_statement(run: RunFiles, outcome: str) -> str:
+    s = run.summary[(run.summary["outcome"] == outcome) & (run.summary["study"] == "")]
+    # kappa and m restate phi and mean_rate (same interval mass): not listed twice.
+    flags = [(r["parameter"], truthy(r["prior_dominated"]), r.get("prior_mass_in_ci95"))
+             for _, r in s.iterrows() if r["parameter"] not in ("kappa", "m")]
+    if flags and all(f is None for _, f, _ in flags):
+        return ("Prior dominance was not measured: a prior is improper, so there are no "
+                "prior draws.")
+    dominated = [(p, m) for p, f, m in flags if f]
+    if not dominated:
+        return "None of the population quantities is prior-dominated."
+    names = ", ".join(f"{LABELS.get(p, p)} ({pct(m)} of the prior's mass in its 95% "
+                      "interval)" for p, m in dominated)
+    return (f'<span class="prior-flag">Prior-dominated:</span> {esc(names)}. For '
+            f'{"this quantity" if len(dominated) == 1 else "these quantities"} the data '
+            "cannot be told apart from the prior: the answer mostly restates the prior "
+            "assumption.")
+
+
+# --- 2. diagnostics -----------------------------------------------------------------------
+
+def diagnostics(run: RunFiles) -> str:
+    outcomes = run.diagnostics.get("outcomes") or {}
+    failed = failed_checks(run)
+    parts = [f'<p class="{"banner" if failed else "ok-line"}">'
+             f'{"FAIL: " + str(len(failed)) + " check(s) failed." if failed else
+                "PASS: every check passed."}</p>']
+    for outcome, entry in outcomes.items():
+        rows, classes = [], []
+        for c in entry.get("checks") or []:
+            passed = c.get("passed")
+            rows.append([c.get("check", ""), "PASS" if passed else "FAIL", num(c.get("value")),
+                         num(c.get("threshold")), c.get("detail", ""),
+                         "" if passed else c.get("remedy", "")])
+            classes.append("" if passed else "fail")
+        engine = entry.get("engine", "")
+        exact = entry.get("exact_engine") or {}
+        extra = (f" Exact engine: {count(exact.get('grid_points'))} grid points per axis"
+                 + (f", grid error {num(exact['grid_error'], 6)}"
+                    if exact.get("grid_error") is not None else "") + "."
+                 if exact else "")
+        parts.append(f"<h3>{outcome_label(outcome)}</h3><p>Engine: {esc(engine)}. Overall: "
+                     f"<strong>{'PASS' if entry.get('passed') else 'FAIL'}</strong>.{extra}"
+                     "</p>")
+        if "fail" not in classes:  # no remedies to show
+            rows = [row[:-1] for row in rows]
+        parts.append(table(["check", "result", "value", "threshold", "detail", "remedy"]
+                           [:len(rows[0]) if rows else 6], rows, numeric=(2, 3),
+                           row_classes=classes))
+    if not outcomes:
+        parts.append('<p class="note">diagnostics.json lists no outcomes.</p>')
+    return _section("diagnostics", "\n".join(parts))
+
+
+# --- 3. data ------------------------------------------------------------------------------
+
+def data_section(run: RunFiles) -> str:
+    source = run.manifest.get("data") or {}
+    parts = [f"<p>Data file: <code>{esc(source.get('path') or 'bundled table')}</code> "
+             f"(sha256 <code>{esc(source.get('sha256', ''))}</code>). Each count is shown "
+             "with the sentence it was taken from and where it stands in the paper.</p>"]
+    outcomes_meta = run.manifest.get("outcomes") or {}
+    du = run.data_used
+    for outcome in outcomes_of(run):
+        rows = []
+        for _, r in du[du["outcome"] == outcome].iterrows():
+            definition = r.get("definition", "")
+            if truthy(r.get("primary")) and definition != "primary":
+                definition = f"{definition} (primary)"
+            total = _float(r["total"])
+            rate = _float(r["events"]) / total if total else float("nan")
+            quote = r.get("quote", "")
+            rows.append([r["study"], definition, Markup(f"{count(r['events'])}/"
+                                                        f"{count(r['total'])}"),
+                         pct(rate), Markup(f'<span class="quote">“{esc(quote)}”</span>')
+                         if quote else "", r.get("location", "")])
+        parts.append(f"<h3>{outcome_label(outcome)}</h3>")
+        parts.append(table(["study", "definition", "events/total", "observed rate",
+                            "provenance quote", "location"], rows, numeric=(2, 3)))
+        notes = (outcomes_meta.get(outcome) or {}).get("notes") or []
+        if notes:
+            parts.append(f'<p class="small"><strong>Data notes:</strong></p>{bullets(notes)}')
+    return _section("data", "\n".join(parts))
+
+
+# --- 4. models and priors -----------------------------------------------------------------
+
+def models_section(run: RunFiles) -> str:
+    model = run.manifest.get("model") or {}
+    name = model.get("name") or (run.manifest.get("config") or {}).get("model", "")
+    try:
+        spec = get_model_spec(name)
+    except SpecError:
+        spec = None  # a model this version does not know: show what the manifest recorded
+    title = model.get("title") or (spec.title if spec else name)
+    equations = model.get("equations") or (list(spec.equations) if spec else [])
+    parts = [f"<p><strong>{esc(title)}</strong> (<code>{esc(name)}</code>), for each "
+             "outcome separately; study i has y<sub>i</sub> events among n<sub>i</sub> "
+             "patients.</p>",
+             '<div class="eq">' + "<br>".join(pretty_equation(e) for e in equations)
+             + "</div>"]
+    if spec is not None:
+        parts.append(f"<p>{pretty_equation(spec.sampling)}</p><p>Heterogeneity: "
+                     f"{pretty_equation(spec.heterogeneity_note)}</p>")
+    rows = []
+    for param, prior in (run.manifest.get("priors") or {}).items():
+        ps = spec.parameters.get(param) if spec else None
+        default = str(ps.default) if ps else ""
+        used = Markup(f"<code>{esc(prior)}</code>" + (
+            f" <strong>(changed from the default <code>{esc(default)}</code>)</strong>"
+            if ps and str(prior) != default else ""))
+        rows.append([pretty_equation(param), pretty_equation(ps.description) if ps else "",
+                     used,
+                     ps.rationale if ps else ""])
+    parts.append("<h3>Priors used in this run, and why</h3>")
+    parts.append(table(["parameter", "meaning", "prior", "rationale (for the default)"], rows))
+    parts.append('<p class="note">Every reported quantity is derived from these: '
+                 "mean_rate = E[θ], sd_rates = the between-study SD of rates, theta_new = "
+                 "the rate of a new study drawn from the population (the predictive "
+                 "distribution).</p>")
+    return _section("models", "\n".join(parts))
+
+
+# --- 5. plots -----------------------------------------------------------------------------
+
+def figures(plots: Plots) -> str:
+    parts = [f'<p class="note">{esc(n)}</p>' for n in plots.notes]
+    for p in plots.figures:
+        caption = f" {esc(p.caption)}" if p.caption else ""
+        parts.append(f'<figure><img src="{p.data_uri}" alt="{esc(p.title)}">'
+                     f"<figcaption><strong>{esc(p.title)}.</strong>{caption}"
+                     "</figcaption></figure>")
+    return "\n".join(parts)
+
+
+# --- 6. posterior summary -----------------------------------------------------------------
+
+def posterior_section(run: RunFiles) -> str:
+    parts = ['<p class="note">All quantities, per outcome. MCSE is the Monte Carlo standard '
+             "error of the mean (0 for the exact engine); ESS and R-hat are blank for exact "
+             "fits. Prior mass = the prior probability of the posterior 95% interval; a "
+             "quantity is prior-dominated when it is at least 0.75.</p>"]
+    s, p = run.summary, run.probabilities
+    for outcome in outcomes_of(run):
+        rows, classes = [], []
+        for _, r in s[s["outcome"] == outcome].iterrows():
+            dominated = truthy(r["prior_dominated"])
+            rows.append([QUANTITY_LABELS.get(r["parameter"], r["parameter"]), r["study"],
+                         num(r["mean"]), num(r.get("sd")), num(r["median"]),
+                         _interval(r), _interval(r, lo="hdi95_lower", hi="hdi95_upper")
+                         if "hdi95_lower" in r else "",
+                         num(r.get("mcse_mean"), 4), count(r.get("ess_bulk")),
+                         count(r.get("ess_tail")), num(r.get("r_hat")),
+                         _interval(r, lo="prior_q2.5", hi="prior_q97.5")
+                         if "prior_q2.5" in r else "",
+                         num(r.get("prior_mass_in_ci95"), 2), yes_no(dominated)])
+            classes.append("flag" if dominated else "")
+        parts.append(f"<h3>{outcome_label(outcome)}</h3>")
+        parts.append(table(["quantity", "study", "mean", "sd", "median", "95% interval",
+                            "95% HDI", "MCSE", "ESS bulk", "ESS tail", "R-hat",
+                            "prior 95% interval", "prior mass", "prior-dominated"], rows,
+                           numeric=range(2, 13), row_classes=classes))
+        probs = p[p["outcome"] == outcome]
+        if not probs.empty:
+            thresholds = sorted(probs["threshold"].unique())
+            prow = []
+            for quantity, group in probs.groupby("quantity", sort=False):
+                by = {t: g.iloc[0] for t, g in group.groupby("threshold")}
+                prow.append([LABELS.get(quantity, quantity), *[
+                    Markup(f"{num(by[t]['probability'], 2)}"
+                           + (f" ± {num(by[t]['mcse'], 3)}" if "mcse" in by[t] else ""))
+                    if t in by else "–" for t in thresholds]])
+            parts.append("<p><strong>Tail probabilities</strong> P(rate &gt; t) ± Monte "
+                         "Carlo SE:</p>")
+            parts.append(table(["quantity", *[f"t = {num(t, 2)}" for t in thresholds]],
+                               prow, numeric=range(1, len(thresholds) + 1)))
+    return _section("posterior", "\n".join(parts))
+
+
+# --- 7. sensitivity -----------------------------------------------------------------------
+
+def _estimate(r: pd.Series) -> Markup:
+    dagger = " †" if truthy(r.get("prior_dominated")) else ""
+    return Markup(f"{num(r['median'])} ({num(r['q2.5'])}–{num(r['q97.5'])}){dagger}")
+
+
+def sensitivity_section(sens: SensitivityFiles | None) -> str:
+    if sens is None:
+        return _section("sensitivity", '<p class="note">No sensitivity sweep was given '
+                        "(bayes-dress report RUN_DIR SENS_DIR adds one).</p>")
+    frame = sens.sensitivity
+    scenarios = list(dict.fromkeys(frame["scenario"]))
+    parts = [f"<p>{len(scenarios)} scenarios from <code>{esc(sens.path.name)}</code>, each "
+             "changing one choice (prior, model, definition or study) from the primary "
+             "analysis.</p>"]
+    bad = problem_scenarios(sens)
+    if not bad.empty:
+        parts.append('<div class="banner warn"><p>Scenarios that did not finish cleanly '
+                     '(status other than "ok"): their estimates are not to be trusted.</p>'
+                     f"{table(list(bad.columns), bad.itertuples(index=False))}</div>")
+    rob = sens.robustness
+    flags = [truthy(r.get("crosses_0.5")) or truthy(r.get("crosses_0.95"))
+             for _, r in rob.iterrows()]
+    parts.append("<h3>Are the conclusions robust?</h3><p>For each tail probability, its value "
+                 "in the primary analysis and its range over scenarios; rows in bold cross "
+                 "0.5 or 0.95 somewhere in the sweep, i.e. some scenario changes the "
+                 "conclusion.</p>")
+    parts.append(table(
+        ["outcome", "quantity", "threshold", "P primary", "P min", "P max", "min at",
+         "max at", "crosses 0.5", "crosses 0.95", "verdict"],
+        ([r["outcome"], LABELS.get(r["quantity"], r["quantity"]), num(r["threshold"], 2),
+          num(r["probability_primary"], 2), num(r["probability_min"], 2),
+          num(r["probability_max"], 2), r.get("min_scenario", ""), r.get("max_scenario", ""),
+          yes_no(r.get("crosses_0.5")), yes_no(r.get("crosses_0.95")), r.get("verdict", "")]
+         for _, r in rob.iterrows()),
+        numeric=range(2, 6), row_classes=["flag" if f else "" for f in flags]))
+    parts.append("<h3>Estimates by scenario</h3><p class=note>Median (95% interval); † = "
+                 "prior-dominated.</p>")
+    for outcome in dict.fromkeys(frame["outcome"]):
+        sub = frame[frame["outcome"] == outcome]
+        quantities = list(dict.fromkeys(sub["quantity"]))
+        rows, classes = [], []
+        for scenario, group in sub.groupby("scenario", sort=False):
+            first = group.iloc[0]
+            what = "; ".join(f"{k}: {first[k]}" for k in ("varied", "model", "priors",
+                                                          "definition", "excluded")
+                             if k in first and str(first[k]).strip())
+            label = first.get("label") or scenario
+            primary = " (primary)" if truthy(first.get("primary")) else ""
+            by = {q: g.iloc[0] for q, g in group.groupby("quantity")}
+            status = first["status"]
+            rows.append([Markup(f"<strong>{esc(label)}</strong>{primary}<br>"
+                                f'<span class="small">{esc(what)}</span>'),
+                         count(first.get("n_studies")), status,
+                         *[_estimate(by[q]) if q in by else "–" for q in quantities]])
+            classes.append("" if str(status).strip().lower() == "ok" else "fail")
+        parts.append(f"<h4>{outcome_label(outcome)}</h4>")
+        parts.append(table(["scenario", "studies", "status",
+                            *[LABELS.get(q, q) for q in quantities]], rows,
+                           numeric=(1,), row_classes=classes))
+    if sens.psense is not None:
+        ps = sens.psense
+        parts.append("<h3>Power-scaling prior sensitivity</h3><p class=note>How much the "
+                     "posterior moves when the prior or the likelihood is raised to a "
+                     "power near 1; a diagnosis other than “-” flags prior sensitivity or "
+                     "prior–data conflict.</p>")
+        parts.append(table(list(ps.columns), ([num(v) if isinstance(v, float) else v
+                                               for v in row] for row in
+                                              ps.itertuples(index=False)),
+                           row_classes=["" if str(d).strip() in ("", "-", "ok") else "flag"
+                                        for d in ps["diagnosis"]]))
+    else:
+        parts.append('<p class="note">No psense.csv (power-scaling sensitivity) in the '
+                     "sweep.</p>")
+    parts.append(figures(sens.plots))
+    if sens.manifest is not None:
+        parts.append("<details><summary>The sweep's manifest.json</summary><pre>"
+                     f"{esc(json.dumps(sens.manifest, indent=2))}</pre></details>")
+    return _section("sensitivity", "\n".join(parts))
+
+
+# --- 8. limitations -----------------------------------------------------------------------
+
+def _is_bundled(run: RunFiles) -> bool:
+    """Whether the run used the bundled DRESS/IVIG table (by content, not by path)."""
+    try:
+        bundled = (bundled_path("data") / "outcomes.csv").read_bytes()
+    except OSError:
+        return False
+    return hashlib.sha256(bundled).hexdigest() == (run.manifest.get("data") or {}).get("sha256")
+
+
+def limitations(run: RunFiles, sens: SensitivityFiles | None) -> str:
+    ks = {o: len(counts_of(run, o)) for o in outcomes_of(run)}
+    k = min(ks.values(), default=0)
+    totals = [t for o in ks for _, _, t in counts_of(run, o)]
+    items = []
+    if k <= 1:
+        items.append("At least one outcome has a single study: nothing in the data says how "
+                     "much studies differ, so the between-study spread and the new-study "
+                     "rate are the prior's.")
+    elif k <= 4:
+        items.append(f"Only {k} studies for at least one outcome: the between-study spread "
+                     f"(heterogeneity) is barely informed by {k} rates, so it, the new-study "
+                     "rate and even the pooled mean depend on the prior. Read the "
+                     "prior-dominated flags and the sensitivity sweep before the numbers.")
+    elif k < 10:
+        items.append(f"{k} studies: heterogeneity is estimated, but imprecisely; its prior "
+                     "still matters.")
+    else:
+        items.append(f"{k} or more studies per outcome: heterogeneity is informed by the "
+                     "data; check the prior-dominated flags all the same.")
+    predictive = [o for o in ks if (row := population_row(run, o, "theta_new")) is not None
+                  and truthy(row["prior_dominated"])]
+    if predictive:
+        items.append("The new-study (predictive) interval is mostly prior for: "
+                     + ", ".join(predictive) + ". It shows how little is known about the "
+                     "next study's rate, not a property of the treatment.")
+    if totals and min(totals) < 30:
+        n = min(totals)
+        items.append(f"Small samples: the smallest study has {n} patients, so one patient "
+                     f"moves its rate by {pct(1 / n)}.")
+    items.append("These are rates in treated patients, not comparisons with a control "
+                 "group: they cannot show that the treatment caused them.")
+    items.append("Pooling assumes the studies are exchangeable. Designs, populations, "
+                 "co-treatments and outcome definitions that differ between studies make "
+                 "the spread larger and the pooled mean harder to interpret; see the "
+                 "definitions and notes in the study table.")
+    if max(ks.values(), default=0) < 10:
+        items.append("With fewer than 10 studies, publication bias and small-study effects "
+                     "cannot be assessed.")
+    if _is_bundled(run):
+        items += [
+            "Joly2012 (prospective, IVIG alone, 6 patients) was stopped early for safety; "
+            "Sim2022 (retrospective, 18 patients) gave IVIG added to corticosteroids in "
+            "steroid-hyporesponsive patients. The two rates differ in treatment, patient "
+            "selection and design at once.",
+            "The papers define success and severe adverse events differently (Joly: "
+            "remission without corticosteroids, all severe events; Sim: remission on "
+            "steroids plus IVIG, no all-cause count): see data/README.md and the notes "
+            "above."]
+    if failed_checks(run):
+        items.append("Some diagnostics failed (see the banner at the top): rerun with more "
+                     "draws or the exact engine before relying on the numbers.")
+    if sens is None:
+        items.append("No sensitivity sweep is included in this report.")
+    return _section("limitations", str(bullets(items)))
+
+
+# --- 9. reproducibility -------------------------------------------------------------------
+
+def reproducibility(run: RunFiles, date: dt.date) -> str:
+    m = run.manifest
+    config = m.get("config") or {}
+    sampler = config.get("sampler") or {}
+    command = m.get("command")
+    rows = [
+        ("run created", m.get("created", "")),
+        ("report written", date.isoformat()),
+        ("command", Markup(f"<code>{esc(shlex.join(map(str, command)))}</code>")
+         if isinstance(command, list) else command or ""),
+        ("engine", m.get("engine", "")),
+        ("seed", m.get("seed", "")),
+        ("model", (m.get("model") or {}).get("name", config.get("model", ""))),
+        ("priors", "; ".join(f"{k} ~ {v}" for k, v in (m.get("priors") or {}).items())),
+        ("sampler", ", ".join(f"{k} {v}" for k, v in sampler.items() if v is not None)),
+        ("definitions", "; ".join(f"{k}={v}" for k, v in
+                                  (config.get("definitions") or {}).items()) or "primary"),
+        ("excluded studies", ", ".join(config.get("exclude") or []) or "none"),
+        ("data file", (m.get("data") or {}).get("path") or "bundled"),
+        ("data sha256", Markup(f"<code>{esc((m.get('data') or {}).get('sha256', ''))}"
+                               "</code>")),
+        ("packages", ", ".join(f"{k} {v}" for k, v in (m.get("packages") or {}).items())),
+        ("platform", ", ".join(str(v) for v in (m.get("platform") or {}).values())),
+        ("wall time", f"{num(m.get('wall_time_seconds'), 1)} s"),
+    ]
+    body = [table(["item", "value"], rows),
+            "<details><summary>manifest.json (raw)</summary>"
+            f"<pre>{esc(json.dumps(m, indent=2))}</pre></details>"]
+    return _section("reproducibility", "\n".join(body))
+
+
+# --- the document -------------------------------------------------------------------------
+
+def render(run: RunFiles, sens: SensitivityFiles | None, *, title: str | None,
+           date: dt.date) -> str:
+    model = run.manifest.get("model") or {}
+    title = title or f"Bayesian meta-analysis: {model.get('title') or 'report'}"
+    outcomes = ", ".join(OUTCOME_LABELS.get(o, o) for o in outcomes_of(run))
+    css = resources.files("bayes_dress").joinpath("report.css").read_text(encoding="utf-8")
+    toc = "".join(f'<li><a href="#{key}">{esc(name)}</a></li>' for key, name in SECTIONS)
+    body = [
+        f"<header><h1>{esc(title)}</h1><p class=meta>Outcomes: {esc(outcomes)} · report "
+        f"date {date.isoformat()} · run directory “{esc(run.path.name)}”, created "
+        f"{esc(run.manifest.get('created', '?'))} · engine {esc(run.manifest.get('engine'))}"
+        "</p></header>",
+        banners(run, sens),
+        f'<nav class="toc"><ol>{toc}</ol></nav>',
+        headline(run), diagnostics(run), data_section(run), models_section(run),
+        _section("plots", figures(run.plots) or '<p class="note">No plots.</p>'),
+        posterior_section(run), sensitivity_section(sens), limitations(run, sens),
+        reproducibility(run, date),
+        '<footer class="small">Written by bayes-dress. Self-contained: no scripts, no '
+        "network resources.</footer>",
+    ]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{esc(title)}</title><style>\n{css}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
