@@ -43,7 +43,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TEXT_COLUMNS = ("outcome", "parameter", "study", "definition", "quote", "location",
                 "scenario", "label", "varied", "model", "priors", "excluded", "quantity",
                 "status", "problems", "variable", "diagnosis", "verdict", "min_scenario",
-                "max_scenario")
+                "max_scenario", "crosses_0.5", "crosses_0.95", "not_counted", "note")
 
 
 @dataclass

@@ -129,6 +129,12 @@ def bullets(items: Iterable[object]) -> Markup:
     return Markup("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>")
 
 
+def outcome_name(outcome: str) -> str:
+    """A readable name for an outcome, as plain text (its own name if none is known);
+    the same labels as :func:`bayes_dress.plots.outcome_label`."""
+    return OUTCOME_LABELS.get(outcome, outcome)
+
+
 def outcome_label(outcome: str) -> Markup:
     label = OUTCOME_LABELS.get(outcome)
     return esc(outcome) if label is None else Markup(f"{esc(label)} (<code>{esc(outcome)}"
@@ -176,16 +182,24 @@ def _section(key: str, body: str) -> str:
 
 # --- banners ------------------------------------------------------------------------------
 
+def check_result(passed: object, value: object = None) -> str:
+    """PASS, FAIL, or "not measured": ``passed`` is None, or a passed check's value is NaN
+    (e.g. the grid error of a sweep's non-primary exact fits). Only FAIL counts as failed."""
+    result = {True: "PASS", False: "FAIL"}.get(truthy(passed), "not measured")
+    v = _float(value)
+    return "not measured" if result == "PASS" and v is not None and math.isnan(v) else result
+
+
 def failed_checks(run: RunFiles) -> list[str]:
     failed = []
     for outcome, entry in (run.diagnostics.get("outcomes") or {}).items():
         for check in entry.get("checks") or []:
-            if check.get("passed") is False:
+            if truthy(check.get("passed")) is False:
                 failed.append(f"{outcome}: {check.get('detail') or check.get('check')}")
-        if entry.get("passed") is False and not any(f.startswith(f"{outcome}:")
+        if truthy(entry.get("passed")) is False and not any(f.startswith(f"{outcome}:")
                                                     for f in failed):
             failed.append(f"{outcome}: diagnostics failed")
-    if run.diagnostics.get("passed") is False and not failed:
+    if truthy(run.diagnostics.get("passed")) is False and not failed:
         failed.append("diagnostics.json says the run failed its checks")
     return failed
 
@@ -197,6 +211,24 @@ def problem_scenarios(sens: SensitivityFiles) -> pd.DataFrame:
     return bad[keep].drop_duplicates()
 
 
+def sweep_mismatches(run: RunFiles, sens: SensitivityFiles) -> list[str]:
+    """How the sweep's primary analysis differs from this run (data file, model)."""
+    if not isinstance(sens.manifest, dict):
+        return []
+    found = []
+    run_sha = (run.manifest.get("data") or {}).get("sha256")
+    sweep_sha = (sens.manifest.get("data") or {}).get("sha256")
+    if run_sha and sweep_sha and run_sha != sweep_sha:
+        found.append(f"data: the sweep used a different data file (sha256 {sweep_sha[:12]}…, "
+                     f"this run {run_sha[:12]}…)")
+    run_model = (run.manifest.get("config") or {}).get("model")
+    sweep_model = (sens.manifest.get("primary_config") or {}).get("model")
+    if run_model and sweep_model and run_model != sweep_model:
+        found.append(f"model: the sweep's primary analysis is {sweep_model}, this run is "
+                     f"{run_model}")
+    return found
+
+
 def banners(run: RunFiles, sens: SensitivityFiles | None) -> str:
     parts = []
     failed = failed_checks(run)
@@ -204,6 +236,11 @@ def banners(run: RunFiles, sens: SensitivityFiles | None) -> str:
         parts.append(f'<div class="banner" role="alert">DIAGNOSTICS FAILED: the estimates '
                      f'below may be unreliable (<a href="#diagnostics">details</a>).'
                      f"{bullets(failed)}</div>")
+    if sens is not None and (mismatch := sweep_mismatches(run, sens)):
+        parts.append('<div class="banner warn" role="alert">THE SENSITIVITY SWEEP DOES NOT '
+                     "MATCH THIS RUN: its primary analysis is not the analysis reported here, "
+                     "so its verdicts may not apply to these estimates (<a "
+                     f'href="#sensitivity">details</a>).{bullets(mismatch)}</div>')
     if sens is not None:
         bad = problem_scenarios(sens)
         if not bad.empty:
@@ -218,7 +255,54 @@ def banners(run: RunFiles, sens: SensitivityFiles | None) -> str:
 
 # --- 1. headline --------------------------------------------------------------------------
 
-def headline(run: RunFiles) -> str:
+def scenario_list(value: object) -> list[str]:
+    """A "; "-joined list of scenarios from robustness.csv ("S12 label; S30 label")."""
+    text = "" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else str(value)
+    return [item.strip() for item in text.split(";") if item.strip()]
+
+
+def _crossings(row: pd.Series) -> dict[float, list[str]]:
+    return {level: scenario_list(row.get(f"crosses_{level:g}")) for level in (0.5, 0.95)}
+
+
+def not_robust(row: pd.Series) -> bool:
+    """Whether some scenario moves this probability across 0.5 or 0.95."""
+    return (any(_crossings(row).values())
+            or str(row.get("verdict", "")).strip().lower().startswith("not robust"))
+
+
+def _event(row: pd.Series) -> Markup:
+    """The event of a tail probability in words, e.g. "P(new-study rate > 50%)"."""
+    quantity = LABELS.get(row["quantity"], row["quantity"]).split(" (")[0]
+    return Markup(f"P({esc(quantity)} &gt; {pct(row['threshold'])})")
+
+
+def robustness_sentence(row: pd.Series) -> Markup:
+    """One verdict of robustness.csv in plain words."""
+    event = _event(row)
+    n = _float(row.get("n_scenarios"))
+    n_text = count(n) if n is not None and math.isfinite(n) else "?"
+    p0 = _float(row.get("probability_primary"))
+    not_counted = scenario_list(row.get("not_counted"))
+    tail = (f" {len(not_counted)} scenario(s) not counted (failed diagnostics or not "
+            "fitted)." if not_counted else "")
+    if p0 is None or math.isnan(p0) or not n:
+        return Markup(f"{event}: {esc(row.get('verdict', ''))}.{tail}")
+    crossings = _crossings(row)
+    moved = [f"across {pct(level)} in {len(names)} of {n_text} scenarios"
+             for level, names in crossings.items() if names]
+    if moved or not_robust(row):
+        what = " and ".join(moved) or esc(row.get("verdict", ""))
+        return Markup(f'<span class="verdict-bad">Not robust:</span> {event} is '
+                      f"{num(p0, 2)} in the primary analysis and moves {what} (range "
+                      f"{num(row.get('probability_min'), 2)} to "
+                      f"{num(row.get('probability_max'), 2)}).{tail}")
+    return Markup(f"Robust: {event} = {num(p0, 2)} stays on the same side of 50% and 95% "
+                  f"in all {n_text} scenarios.{tail}")
+
+
+def headline(run: RunFiles, sens: SensitivityFiles | None = None) -> str:
     parts = ['<p class="note">Rates are posterior medians with 95% credible intervals. The '
              'pooled mean is never the whole story: the spread between studies and the '
              'interval for a new study say how far the next study could be from it.</p>']
@@ -243,8 +327,15 @@ def headline(run: RunFiles) -> str:
             text.append(f"The rate in a new study (predictive) is <strong>"
                         f"{pct(new['median'])}</strong>, 95% interval {_interval(new, pct)}.")
         text.append(prior_statement(run, outcome))
+        verdicts = ""
+        if sens is not None:
+            rob = sens.robustness[sens.robustness["outcome"] == outcome]
+            verdicts = ('<p class="headline-verdicts">Sensitivity sweep (<a '
+                        'href="#sensitivity">details</a>): '
+                        + (" ".join(robustness_sentence(r) for _, r in rob.iterrows())
+                           if not rob.empty else "no verdict for this outcome.") + "</p>")
         parts.append(f'<h3>{outcome_label(outcome)}</h3><p class="headline">'
-                     f'{" ".join(text)}</p>')
+                     f'{" ".join(text)}</p>{verdicts}')
     return _section("headline", "\n".join(parts))
 
 
@@ -259,9 +350,9 @@ def prior_statement(run: RunFiles, outcome: str) -> str:
     dominated = [(p, m) for p, f, m in flags if f]
     if not dominated:
         return "None of the population quantities is prior-dominated."
-    names = ", ".join(f"{LABELS.get(p, p)} ({pct(m)} of the prior's mass in its 95% "
-                      "interval)" for p, m in dominated)
-    return (f'<span class="prior-flag">Prior-dominated:</span> {esc(names)}. For '
+    names = Markup(", ".join(f"{esc(LABELS.get(p, p))} ({pct(m)} of the prior's mass in "
+                             "its 95% interval)" for p, m in dominated))
+    return (f'<span class="prior-flag">Prior-dominated:</span> {names}. For '
             f'{"this quantity" if len(dominated) == 1 else "these quantities"} the data '
             "cannot be told apart from the prior: the answer mostly restates the prior "
             "assumption.")
@@ -278,11 +369,11 @@ def diagnostics(run: RunFiles) -> str:
     for outcome, entry in outcomes.items():
         rows, classes = [], []
         for c in entry.get("checks") or []:
-            passed = c.get("passed")
-            rows.append([c.get("check", ""), "PASS" if passed else "FAIL", num(c.get("value")),
-                         num(c.get("threshold")), c.get("detail", ""),
-                         "" if passed else c.get("remedy", "")])
-            classes.append("" if passed else "fail")
+            failed_check = truthy(c.get("passed")) is False
+            rows.append([c.get("check", ""), check_result(c.get("passed"), c.get("value")),
+                         num(c.get("value")), num(c.get("threshold")), c.get("detail", ""),
+                         c.get("remedy", "") if failed_check else ""])
+            classes.append("fail" if failed_check else "")
         engine = entry.get("engine", "")
         exact = entry.get("exact_engine") or {}
         extra = (f" Exact engine: {count(exact.get('grid_points'))} grid points per axis"
@@ -290,7 +381,7 @@ def diagnostics(run: RunFiles) -> str:
                     if exact.get("grid_error") is not None else "") + "."
                  if exact else "")
         parts.append(f"<h3>{outcome_label(outcome)}</h3><p>Engine: {esc(engine)}. Overall: "
-                     f"<strong>{'PASS' if entry.get('passed') else 'FAIL'}</strong>.{extra}"
+                     f"<strong>{check_result(entry.get('passed'))}</strong>.{extra}"
                      "</p>")
         if "fail" not in classes:  # no remedies to show
             rows = [row[:-1] for row in rows]
@@ -320,17 +411,33 @@ def data_section(run: RunFiles) -> str:
             total = _float(r["total"])
             rate = _float(r["events"]) / total if total else float("nan")
             quote = r.get("quote", "")
+            note = str(r.get("note", "") or "")
+            bound = (" <strong>(lower bound)</strong>"
+                     if re.search(r"\blower bound\b", note, re.IGNORECASE) else "")
             rows.append([r["study"], definition, Markup(f"{count(r['events'])}/"
-                                                        f"{count(r['total'])}"),
+                                                        f"{count(r['total'])}{bound}"),
                          pct(rate), Markup(f'<span class="quote">“{esc(quote)}”</span>')
-                         if quote else "", r.get("location", "")])
+                         if quote else "", r.get("location", ""), note_cell(note)])
         parts.append(f"<h3>{outcome_label(outcome)}</h3>")
         parts.append(table(["study", "definition", "events/total", "observed rate",
-                            "provenance quote", "location"], rows, numeric=(2, 3)))
+                            "provenance quote", "location", "how the count was derived"],
+                           rows, numeric=(2, 3)))
         notes = (outcomes_meta.get(outcome) or {}).get("notes") or []
         if notes:
             parts.append(f'<p class="small"><strong>Data notes:</strong></p>{bullets(notes)}')
     return _section("data", "\n".join(parts))
+
+
+def note_cell(note: str, limit: int = 120) -> Markup:
+    """A data note: whole when short, else its first sentence with the rest folded away."""
+    note = note.strip()
+    if len(note) <= limit:
+        return esc(note)
+    first = re.split(r"(?<=\.)\s", note, maxsplit=1)[0]
+    if len(first) > limit:
+        first = first[:limit].rsplit(" ", 1)[0] + " …"
+    return Markup(f'<details class="note-cell"><summary>{esc(first)}</summary>{esc(note)}'
+                  "</details>")
 
 
 # --- 4. models and priors -----------------------------------------------------------------
@@ -385,31 +492,39 @@ def figures(plots: Plots) -> str:
 
 # --- 6. posterior summary -----------------------------------------------------------------
 
+#: Quantities whose posterior mean may not exist (heavy right tail): no mean is shown.
+HEAVY_TAILED = ("kappa",)
+
+
+def _sampling(row: pd.Series) -> Markup:
+    """ESS bulk / tail and R-hat in one cell; "–" when not sampled (exact engine)."""
+    bulk, tail, rhat = (_float(row.get(k)) for k in ("ess_bulk", "ess_tail", "r_hat"))
+    if all(v is None or math.isnan(v) for v in (bulk, tail, rhat)):
+        return Markup("–")
+    return Markup(f"{count(bulk)} / {count(tail)} · {num(rhat, 2)}")
+
+
 def posterior_section(run: RunFiles) -> str:
-    parts = ['<p class="note">All quantities, per outcome. MCSE is the Monte Carlo standard '
-             "error of the mean (0 for the exact engine); ESS and R-hat are blank for exact "
-             "fits. Prior mass = the prior probability of the posterior 95% interval; a "
-             "quantity is prior-dominated when it is at least 0.75.</p>"]
+    parts = ['<p class="note">All quantities, per outcome. ESS = effective sample size '
+             "(bulk / tail), with R-hat; “–” for exact-engine fits, which do not sample. "
+             "The mean of κ is not shown (“—”): its posterior is heavy-tailed and may have "
+             "no mean. Prior mass = the prior probability of the posterior 95% interval; a "
+             "quantity is prior-dominated when it is at least 0.75. Standard deviations, "
+             "HDIs, Monte Carlo errors and prior intervals are in summary.csv.</p>"]
     s, p = run.summary, run.probabilities
     for outcome in outcomes_of(run):
         rows, classes = [], []
         for _, r in s[s["outcome"] == outcome].iterrows():
             dominated = truthy(r["prior_dominated"])
             rows.append([QUANTITY_LABELS.get(r["parameter"], r["parameter"]), r["study"],
-                         num(r["mean"]), num(r.get("sd")), num(r["median"]),
-                         _interval(r), _interval(r, lo="hdi95_lower", hi="hdi95_upper")
-                         if "hdi95_lower" in r else "",
-                         num(r.get("mcse_mean"), 4), count(r.get("ess_bulk")),
-                         count(r.get("ess_tail")), num(r.get("r_hat")),
-                         _interval(r, lo="prior_q2.5", hi="prior_q97.5")
-                         if "prior_q2.5" in r else "",
+                         Markup("—") if r["parameter"] in HEAVY_TAILED else num(r["mean"]),
+                         num(r["median"]), _interval(r), _sampling(r),
                          num(r.get("prior_mass_in_ci95"), 2), yes_no(dominated)])
             classes.append("flag" if dominated else "")
         parts.append(f"<h3>{outcome_label(outcome)}</h3>")
-        parts.append(table(["quantity", "study", "mean", "sd", "median", "95% interval",
-                            "95% HDI", "MCSE", "ESS bulk", "ESS tail", "R-hat",
-                            "prior 95% interval", "prior mass", "prior-dominated"], rows,
-                           numeric=range(2, 13), row_classes=classes))
+        parts.append(table(["quantity", "study", "mean", "median", "95% interval",
+                            "ESS · R-hat", "prior mass", "prior-dominated"], rows,
+                           numeric=range(2, 7), row_classes=classes))
         probs = p[p["outcome"] == outcome]
         if not probs.empty:
             thresholds = sorted(probs["threshold"].unique())
@@ -434,7 +549,38 @@ def _estimate(r: pd.Series) -> Markup:
     return Markup(f"{num(r['median'])} ({num(r['q2.5'])}–{num(r['q97.5'])}){dagger}")
 
 
-def sensitivity_section(sens: SensitivityFiles | None) -> str:
+def _scenario_cell(names: list[str], n: object) -> Markup:
+    """A list of scenarios from robustness.csv: "none", or how many with the list folded."""
+    if not names:
+        return Markup("none")
+    of = f" of {count(n)}" if _float(n) is not None and math.isfinite(_float(n)) else ""
+    return Markup(f"<details><summary><strong>{len(names)}{of}</strong></summary>"
+                  f"{bullets(names)}</details>")
+
+
+def _scenario_id(entry: str, ids: Iterable[str]) -> str | None:
+    """The scenario an entry of robustness.csv ("S12 label") names, if it is one of ids."""
+    for sid in ids:
+        if entry == sid or entry.startswith(f"{sid} "):
+            return sid
+    return None
+
+
+def crossing_scenarios(rob: pd.DataFrame, ids: Sequence[str]) -> dict[tuple[str, str],
+                                                                       list[str]]:
+    """(outcome, scenario) -> the conclusions it changes, e.g. "P(…) across 50%"."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for _, r in rob.iterrows():
+        for level, names in _crossings(r).items():
+            for entry in names:
+                sid = _scenario_id(entry, ids)
+                if sid is not None:
+                    found.setdefault((r["outcome"], sid), []).append(
+                        f"{_event(r)} across {pct(level)}")
+    return found
+
+
+def sensitivity_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
     if sens is None:
         return _section("sensitivity", '<p class="note">No sensitivity sweep was given '
                         "(bayes-dress report RUN_DIR SENS_DIR adds one).</p>")
@@ -443,29 +589,50 @@ def sensitivity_section(sens: SensitivityFiles | None) -> str:
     parts = [f"<p>{len(scenarios)} scenarios from <code>{esc(sens.path.name)}</code>, each "
              "changing one choice (prior, model, definition or study) from the primary "
              "analysis.</p>"]
+    mismatch = sweep_mismatches(run, sens)
+    if mismatch:
+        parts.append('<div class="banner warn">This sweep\'s primary analysis is not the '
+                     f"run reported above:{bullets(mismatch)}</div>")
+    elif sens.manifest is None:
+        parts.append('<p class="note">The sweep has no manifest.json, so the report cannot '
+                     "check that it used the same data and model as this run.</p>")
     bad = problem_scenarios(sens)
     if not bad.empty:
         parts.append('<div class="banner warn"><p>Scenarios that did not finish cleanly '
                      '(status other than "ok"): their estimates are not to be trusted.</p>'
                      f"{table(list(bad.columns), bad.itertuples(index=False))}</div>")
     rob = sens.robustness
-    flags = [truthy(r.get("crosses_0.5")) or truthy(r.get("crosses_0.95"))
-             for _, r in rob.iterrows()]
     parts.append("<h3>Are the conclusions robust?</h3><p>For each tail probability, its value "
-                 "in the primary analysis and its range over scenarios; rows in bold cross "
-                 "0.5 or 0.95 somewhere in the sweep, i.e. some scenario changes the "
+                 "in the primary analysis, its range over the scenarios that passed their "
+                 "diagnostics, and the scenarios that move it to the other side of 0.5 or "
+                 "0.95 from the primary analysis (open a count to list them). Rows in bold "
+                 "are <strong>not robust</strong>: some scenario changes the "
                  "conclusion.</p>")
+    rows = []
+    for _, r in rob.iterrows():
+        crossings = _crossings(r)
+        not_counted = scenario_list(r.get("not_counted"))
+        verdict = str(r.get("verdict", ""))
+        flagged = not_robust(r) and not verdict.lower().startswith("not robust")
+        rows.append([
+            outcome_name(r["outcome"]), _event(r),
+            num(r["probability_primary"], 2),
+            Markup(f"{num(r['probability_min'], 2)} to {num(r['probability_max'], 2)}"),
+            Markup(f'<span class="small">min: {esc(r.get("min_scenario", ""))}<br>max: '
+                   f'{esc(r.get("max_scenario", ""))}</span>'),
+            _scenario_cell(crossings[0.5], r.get("n_scenarios")),
+            _scenario_cell(crossings[0.95], r.get("n_scenarios")),
+            bullets(not_counted) if not_counted else "none",
+            Markup(f"{'<strong>NOT robust</strong>: ' if flagged else ''}"
+                   f"{esc(verdict)}")])
     parts.append(table(
-        ["outcome", "quantity", "threshold", "P primary", "P min", "P max", "min at",
-         "max at", "crosses 0.5", "crosses 0.95", "verdict"],
-        ([r["outcome"], LABELS.get(r["quantity"], r["quantity"]), num(r["threshold"], 2),
-          num(r["probability_primary"], 2), num(r["probability_min"], 2),
-          num(r["probability_max"], 2), r.get("min_scenario", ""), r.get("max_scenario", ""),
-          yes_no(r.get("crosses_0.5")), yes_no(r.get("crosses_0.95")), r.get("verdict", "")]
-         for _, r in rob.iterrows()),
-        numeric=range(2, 6), row_classes=["flag" if f else "" for f in flags]))
+        ["outcome", "probability", "primary", "range", "range at", "crosses 0.5",
+         "crosses 0.95", "not counted", "verdict"], rows, numeric=(2, 3),
+        row_classes=["flag" if not_robust(r) else "" for _, r in rob.iterrows()]))
+    changes = crossing_scenarios(rob, scenarios)
     parts.append("<h3>Estimates by scenario</h3><p class=note>Median (95% interval); † = "
-                 "prior-dominated.</p>")
+                 "prior-dominated; rows in bold (‡) are scenarios that change a conclusion "
+                 "of the primary analysis, listed under their name.</p>")
     for outcome in dict.fromkeys(frame["outcome"]):
         sub = frame[frame["outcome"] == outcome]
         quantities = list(dict.fromkeys(sub["quantity"]))
@@ -479,11 +646,16 @@ def sensitivity_section(sens: SensitivityFiles | None) -> str:
             primary = " (primary)" if truthy(first.get("primary")) else ""
             by = {q: g.iloc[0] for q, g in group.groupby("quantity")}
             status = first["status"]
-            rows.append([Markup(f"<strong>{esc(label)}</strong>{primary}<br>"
-                                f'<span class="small">{esc(what)}</span>'),
+            changed = changes.get((outcome, scenario), [])
+            mark = (f'<br><span class="small">‡ changes: {"; ".join(changed)}</span>'
+                    if changed else "")
+            rows.append([Markup(f"<strong>{esc(label)}</strong>{primary}"
+                                f"{' ‡' if changed else ''}<br>"
+                                f'<span class="small">{esc(what)}</span>{mark}'),
                          count(first.get("n_studies")), status,
                          *[_estimate(by[q]) if q in by else "–" for q in quantities]])
-            classes.append("" if str(status).strip().lower() == "ok" else "fail")
+            classes.append("fail" if str(status).strip().lower() != "ok"
+                           else "flag" if changed else "")
         parts.append(f"<h4>{outcome_label(outcome)}</h4>")
         parts.append(table(["scenario", "studies", "status",
                             *[LABELS.get(q, q) for q in quantities]], rows,
@@ -544,12 +716,13 @@ def limitations(run: RunFiles, sens: SensitivityFiles | None) -> str:
                   and truthy(row["prior_dominated"])]
     if predictive:
         items.append("The new-study (predictive) interval is mostly prior for: "
-                     + ", ".join(predictive) + ". It shows how little is known about the "
-                     "next study's rate, not a property of the treatment.")
+                     + ", ".join(outcome_name(o) for o in predictive) + ". It shows how "
+                     "little is known about the next study's rate, not a property of the "
+                     "treatment.")
     if totals and min(totals) < 30:
         n = min(totals)
         items.append(f"Small samples: the smallest study has {n} patients, so one patient "
-                     f"moves its rate by {pct(1 / n)}.")
+                     f"moves its rate by {points(1 / n)} percentage points.")
     items.append("These are rates in treated patients, not comparisons with a control "
                  "group: they cannot show that the treatment caused them.")
     items.append("Pooling assumes the studies are exchangeable. Designs, populations, "
@@ -626,9 +799,9 @@ def render(run: RunFiles, sens: SensitivityFiles | None, *, title: str | None,
         "</p></header>",
         banners(run, sens),
         f'<nav class="toc"><ol>{toc}</ol></nav>',
-        headline(run), diagnostics(run), data_section(run), models_section(run),
+        headline(run, sens), diagnostics(run), data_section(run), models_section(run),
         _section("plots", figures(run.plots) or '<p class="note">No plots.</p>'),
-        posterior_section(run), sensitivity_section(sens), limitations(run, sens),
+        posterior_section(run), sensitivity_section(run, sens), limitations(run, sens),
         reproducibility(run, date),
         '<footer class="small">Written by bayes-dress. Self-contained: no scripts, no '
         "network resources.</footer>",

@@ -67,6 +67,7 @@ class PageLoad:
     requests: list[str]
     failures: list[str] = field(default_factory=list)
     screenshot: bytes = b""
+    values: dict = field(default_factory=dict)
 
     def problems(self) -> list[str]:
         """Broken images and anything fetched from outside the file itself."""
@@ -152,9 +153,11 @@ IMAGES_JS = ("JSON.stringify([...document.images].map(i => ({alt: i.alt, src: i.
              "complete: i.complete, naturalWidth: i.naturalWidth})))")
 
 
-def open_page(binary: str, path: Path, *, screenshot: bool = True) -> PageLoad:
-    """Open ``path`` offline, wait for its load event, and record images, requests and
-    (unless told not to) a full-page screenshot."""
+def open_page(binary: str, path: Path, *, screenshot: bool = True,
+              evaluate: dict[str, str] | None = None) -> PageLoad:
+    """Open ``path`` offline, wait for its load event, and record images, requests,
+    the JSON value of each expression in ``evaluate`` and (unless told not to) a
+    full-page screenshot."""
     browser = DevTools(binary)
     try:
         target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -168,6 +171,10 @@ def open_page(binary: str, path: Path, *, screenshot: bool = True) -> PageLoad:
         images = json.loads(browser.send("Runtime.evaluate", {
             "expression": IMAGES_JS, "returnByValue": True}, session=session)
             ["result"]["value"])
+        values = {name: json.loads(browser.send("Runtime.evaluate", {
+            "expression": f"JSON.stringify({expression})", "returnByValue": True},
+            session=session)["result"]["value"]) for name, expression in
+            (evaluate or {}).items()}
         shot = browser.send("Page.captureScreenshot", {
             "format": "png", "captureBeyondViewport": True}, session=session) \
             if screenshot else {"data": ""}
@@ -178,7 +185,8 @@ def open_page(binary: str, path: Path, *, screenshot: bool = True) -> PageLoad:
                 if e.get("method") == "Network.requestWillBeSent"]
     failures = [e["params"].get("errorText", "") for e in events
                 if e.get("method") == "Network.loadingFailed"]
-    return PageLoad(url, images, requests, failures, base64.b64decode(shot["data"]))
+    return PageLoad(url, images, requests, failures, base64.b64decode(shot["data"]),
+                    values)
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +209,45 @@ def test_report_of_a_real_run_renders_offline_with_every_image(chromium, nuts_re
     shots = os.environ.get("BAYES_DRESS_SCREENSHOTS")  # keep it to look at, if asked
     (Path(shots) if shots else tmp_path).mkdir(parents=True, exist_ok=True)
     (Path(shots or tmp_path) / "report.png").write_bytes(page.screenshot)
+
+
+@pytest.fixture(scope="module")
+def sweep_report(tmp_path_factory) -> Path:
+    """An exact-engine run with its real plots, and a real exact-engine sensitivity sweep
+    of the bundled spec: the report with every section filled in."""
+    from bayes_dress.sensitivity.outputs import write_sweep
+    from bayes_dress.sensitivity.spec import load_sweep_spec
+    from bayes_dress.sensitivity.sweep import plan_sweep, run_sweep
+
+    root = tmp_path_factory.mktemp("browser-sweep")
+    write_run(run_fit(RunConfig(engine="exact")), root / "run")
+    spec = load_sweep_spec()
+    plan = plan_sweep(spec, config=spec.primary.replace(engine="exact"))
+    write_sweep(run_sweep(plan, jobs=1), root / "sens")
+    return write_report(root / "run", root / "sens")
+
+
+#: For each table in a section: how far it overflows its box (0 when it fits).
+OVERFLOW_JS = ("[...document.querySelectorAll('#{}> .scroll')]"
+               ".map(d => d.scrollWidth - d.clientWidth)")
+
+
+def test_report_with_a_sensitivity_sweep_renders_offline(chromium, sweep_report, tmp_path):
+    page = open_page(chromium, sweep_report, evaluate={
+        "sensitivity_images": "document.querySelectorAll('#sensitivity img').length",
+        "not_robust": "document.querySelectorAll('#sensitivity tr.flag').length",
+        "posterior": OVERFLOW_JS.format("posterior"),
+        "data": OVERFLOW_JS.format("data")})
+    html = sweep_report.read_text(encoding="utf-8")
+    assert page.problems() == []
+    assert len(page.images) == html.count("<img ") >= 4
+    assert page.values["sensitivity_images"] == 2  # one forest plot per outcome
+    assert page.values["not_robust"] >= 1
+    # At 1280 px the posterior summary fits without scrolling sideways.
+    assert page.values["posterior"] and not any(page.values["posterior"])
+    shots = os.environ.get("BAYES_DRESS_SCREENSHOTS")
+    (Path(shots) if shots else tmp_path).mkdir(parents=True, exist_ok=True)
+    (Path(shots or tmp_path) / "report-sweep.png").write_bytes(page.screenshot)
 
 
 def _variant(report: Path, tmp_path: Path, extra: str) -> Path:

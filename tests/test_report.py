@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import shutil
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -101,42 +102,44 @@ def section(html: str, key: str) -> str:
     return html[html.index(f'<section id="{key}">'):].split("</section>", 1)[0]
 
 
-def sensitivity_dir(path: Path) -> Path:
-    """A hand-built sweep in the format of the sensitivity module (one failed scenario)."""
-    path.mkdir()
-    rows = []
-    for scenario, label, status, problems in [
-            ("primary", "Primary analysis", "ok", ""),
-            ("phi_hn025", "phi ~ HalfNormal(0.25)", "ok", ""),
-            ("bda3", "phi ~ BDA3 <flat>", "failed", "divergences: 12 & R-hat 1.2")]:
-        for outcome in ("success", "severe_ae"):
-            for quantity, median in (("mean_rate", 0.55), ("sd_rates", 0.2),
-                                     ("theta_new", 0.6)):
-                rows.append({"scenario": scenario, "label": label,
-                             "primary": scenario == "primary", "varied": "prior",
-                             "model": "beta_binomial", "priors": "phi=HalfNormal(0.25)",
-                             "definition": "primary", "excluded": "", "n_studies": 2,
-                             "outcome": outcome, "quantity": quantity, "mean": median,
-                             "median": median, "q2.5": median / 3, "q97.5": 0.9,
-                             "prior_dominated": quantity == "theta_new", "status": status,
-                             "problems": problems})
-    pd.DataFrame(rows).to_csv(path / "sensitivity.csv", index=False)
-    pd.DataFrame([{"outcome": "success", "quantity": "mean_rate", "threshold": 0.5,
-                   "probability_primary": 0.66, "probability_min": 0.41,
-                   "probability_max": 0.8, "min_scenario": "bda3",
-                   "max_scenario": "phi_hn025", "crosses_0.5": True, "crosses_0.95": False,
-                   "verdict": "conclusion depends on the prior"}]
-                 ).to_csv(path / "robustness.csv", index=False)
-    pd.DataFrame([{"outcome": "success", "variable": "phi", "prior": 0.12,
-                   "likelihood": 0.03, "diagnosis": "potential prior-data conflict"}]
-                 ).to_csv(path / "psense.csv", index=False)
-    (path / "plots").mkdir()
-    tiny_png(path / "plots" / "tornado.png")
-    (path / "plots" / "index.json").write_text(json.dumps([{
-        "name": "tornado", "title": "Tornado plot", "caption": "Scenario ranges.",
-        "outcome": None, "png": "plots/tornado.png", "svg": "plots/tornado.svg"}]))
-    (path / "manifest.json").write_text(json.dumps({"seed": 1, "scenarios": 3}))
-    return path
+def exact_sweep(out: Path) -> Path:
+    """A real sweep (the bundled spec, every scenario on the exact engine), written by the
+    sensitivity module's own writer: the report reads the format it is given."""
+    from bayes_dress.sensitivity.outputs import write_sweep
+    from bayes_dress.sensitivity.spec import load_sweep_spec
+    from bayes_dress.sensitivity.sweep import plan_sweep, run_sweep
+
+    spec = load_sweep_spec()
+    plan = plan_sweep(spec, config=spec.primary.replace(engine="exact"))
+    return write_sweep(run_sweep(plan, jobs=1), out)
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory) -> Path:
+    return exact_sweep(tmp_path_factory.mktemp("sweep") / "sens")
+
+
+@pytest.fixture
+def sweep_copy(sweep_dir, tmp_path) -> Path:
+    return Path(shutil.copytree(sweep_dir, tmp_path / "sens"))
+
+
+def read_text_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def with_failed_scenario(sens: Path, scenario: str = "S05") -> Path:
+    """The sweep as if one scenario had failed its diagnostics (the writer's format)."""
+    frame = read_text_csv(sens / "sensitivity.csv")
+    rows = frame["scenario"] == scenario
+    frame.loc[rows, "status"] = "diagnostics failed"
+    frame.loc[rows, "problems"] = "divergences: 12 & R-hat 1.2"
+    frame.loc[rows, "label"] = "phi ~ BDA3 <flat>"
+    frame.to_csv(sens / "sensitivity.csv", index=False)
+    rob = read_text_csv(sens / "robustness.csv")
+    rob["not_counted"] = f"{scenario} (diagnostics failed)"
+    rob.to_csv(sens / "robustness.csv", index=False)
+    return sens
 
 
 def test_sections_in_reading_order(run_dir):
@@ -225,6 +228,48 @@ def test_passing_run_has_no_banner(run_dir):
     assert "PASS: every check passed" in html
 
 
+def test_a_check_that_was_not_measured_is_neither_pass_nor_fail(run_copy):
+    diagnostics = json.loads((run_copy / "diagnostics.json").read_text())
+    check = diagnostics["outcomes"]["success"]["checks"][0]
+    check.update(passed=None, value=None, detail="not measured", remedy="use NUTS")
+    (run_copy / "diagnostics.json").write_text(json.dumps(diagnostics))
+    html = render_report(run_copy)
+    diag = section(html, "diagnostics")
+    assert "<td>not measured</td>" in diag and ">FAIL<" not in diag
+    assert "class=fail" not in diag and "use NUTS" not in diag
+    assert "PASS: every check passed" in diag and 'class="banner' not in html
+    check.update(passed=True, value=float("nan"))  # a sweep's exact fit: grid not checked
+    (run_copy / "diagnostics.json").write_text(json.dumps(diagnostics))
+    diag = section(render_report(run_copy), "diagnostics")
+    assert "<td>not measured</td>" in diag and ">FAIL<" not in diag
+
+
+def test_posterior_table_fits_and_hides_the_mean_of_kappa(run_dir):
+    posterior = section(render_report(run_dir), "posterior")
+    first = posterior.split("<table>", 1)[1].split("</table>", 1)[0]
+    headers = re.findall(r"<th(?: class=num)?>(.*?)</th>", first.split("</thead>")[0])
+    assert headers == ["quantity", "study", "mean", "median", "95% interval",
+                       "ESS · R-hat", "prior mass", "prior-dominated"]
+    kappa = next(tr for tr in re.findall(r"<tr>.*?</tr>", first) if "kappa" in tr)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", kappa)[2] == "—"
+
+
+def test_study_table_shows_how_each_count_was_derived(run_dir):
+    data = section(render_report(run_dir), "data")
+    used = pd.read_csv(run_dir / "data_used.csv", keep_default_na=False)
+    for note in used["note"]:
+        assert escape(note) in data
+    sim = used[(used["outcome"] == "severe_ae") & (used["study"] == "Sim2022")].iloc[0]
+    assert "lower bound" in sim["note"]  # the one death; not an all-cause count
+    assert "1/18 <strong>(lower bound)</strong>" in data
+    assert "<details" in data  # long notes are folded
+
+
+def test_numbers_are_escaped_once(run_dir):
+    html = render_report(run_dir)
+    assert "&amp;lt;" not in html and "&amp;gt;" not in html and "&amp;#x27;" not in html
+
+
 def test_plots_without_an_index_or_with_bad_entries(run_copy):
     shutil.rmtree(run_copy / "plots")
     tiny_png(run_copy / "forest.png")
@@ -244,23 +289,81 @@ def test_plots_without_an_index_or_with_bad_entries(run_copy):
         assert f"plot &#x27;{name}&#x27; could not be embedded" in plots
 
 
-def test_sensitivity_section_and_problem_banner(run_dir, tmp_path):
-    html = render_report(run_dir, sensitivity_dir(tmp_path / "sens"))
+def test_sensitivity_section_and_problem_banner(run_dir, sweep_copy):
+    html = render_report(run_dir, with_failed_scenario(sweep_copy))
     top = html.split('<section id="headline">')[0]
-    assert "SENSITIVITY SCENARIOS WITH PROBLEMS" in top and "bda3 (success): failed" in top
+    assert "SENSITIVITY SCENARIOS WITH PROBLEMS" in top
+    assert "S05 (success): diagnostics failed" in top
+    assert "DOES NOT MATCH" not in html  # same data and model as the run
     sens = section(html, "sensitivity")
-    assert "3 scenarios" in sens and "divergences: 12 &amp; R-hat 1.2" in sens
-    assert "phi ~ BDA3 &lt;flat&gt;" in sens
-    assert "conclusion depends on the prior" in sens and "potential prior-data conflict" in sens
-    assert "Tornado plot" in sens and sens.count("<img ") == 1
-    assert "0.600 (0.200–0.900) †" in sens  # theta_new is flagged prior-dominated
+    assert "30 scenarios" in sens and "divergences: 12 &amp; R-hat 1.2" in sens
+    assert "phi ~ BDA3 &lt;flat&gt;" in sens and "<flat>" not in sens
+    # The scenarios left out of the verdicts are named in the robustness table.
+    assert "<li>S05 (diagnostics failed)</li>" in sens
+    assert "exact engine: no posterior draws to reweight" in sens  # psense.csv
+    plots = json.loads((sweep_copy / "plots" / "index.json").read_text())
+    assert len(plots) == 2 and sens.count("<img ") == 2
+    assert all(f"<strong>{escape(p['title'])}.</strong>" in sens for p in plots)
+    assert " †" in sens  # theta_new is prior-dominated in the primary analysis
     assert "<h4>" in sens and "(primary)" in sens
+
+
+def robustness_rows(html: str) -> list[str]:
+    sens = section(html, "sensitivity")
+    part = sens.split("<h3>Are the conclusions robust?</h3>", 1)[1].split("<h3>", 1)[0]
+    return re.findall(r"<tr(?: class=\w+)?><td>.*?</tr>", part, flags=re.S)
+
+
+def test_not_robust_rows_are_flagged_and_name_the_scenarios_that_cross(run_dir, sweep_dir):
+    html = render_report(run_dir, sweep_dir)
+    rob = read_text_csv(sweep_dir / "robustness.csv")
+    rows = robustness_rows(html)
+    assert len(rows) == len(rob)
+    not_robust = rob[rob["verdict"].str.startswith("NOT robust")]
+    assert len(not_robust)  # the bundled data: the sweep changes conclusions
+    for (_, r), row in zip(rob.iterrows(), rows, strict=True):
+        crossing = [s for c in ("crosses_0.5", "crosses_0.95") for s in
+                    r[c].split("; ") if s]
+        assert row.startswith("<tr class=flag>") == bool(crossing), row[:200]
+        for name in crossing:
+            assert f"<li>{escape(name)}</li>" in row, name
+        assert ">yes<" not in row and ">no<" not in row
+    # The first NOT robust row, as the CSV gives it, and in plain words in the headline.
+    r = not_robust.iloc[0]
+    n05 = len([s for s in r["crosses_0.5"].split("; ") if s])
+    assert f"<strong>{n05} of {r['n_scenarios']}</strong>" in rows[not_robust.index[0]]
+    headline = section(html, "headline")
+    assert "Sensitivity sweep" in headline and "Not robust:</span> P(" in headline
+    assert (f"moves across 50% in {n05} of {r['n_scenarios']} scenarios"
+            in headline)
+    # A scenario that moves a conclusion is marked in the estimates table as well.
+    first = r["crosses_0.5"].split("; ")[0]
+    label = first.split(" ", 1)[1]
+    estimates = section(html, "sensitivity").split("<h3>Estimates by scenario</h3>")[1]
+    row = next(tr for tr in re.findall(r"<tr[^>]*>.*?</tr>", estimates, flags=re.S)
+               if f"<strong>{label}</strong>" in tr.replace("&gt;", ">"))
+    assert row.startswith("<tr class=flag>") and "‡ changes:" in row
+
+
+def test_a_sweep_of_other_data_or_model_gets_a_warning(run_dir, sweep_copy):
+    manifest = json.loads((sweep_copy / "manifest.json").read_text())
+    manifest["data"]["sha256"] = "0" * 64
+    manifest["primary_config"]["model"] = "logit_normal"
+    (sweep_copy / "manifest.json").write_text(json.dumps(manifest))
+    html = render_report(run_dir, sweep_copy)
+    top = html.split('<section id="headline">')[0]
+    assert 'class="banner warn"' in top and "DOES NOT MATCH THIS RUN" in top
+    assert "different data file" in top and "logit_normal" in top
+    assert "DIAGNOSTICS FAILED" not in top  # a warning, not an error
+    assert "is not the run reported above" in section(html, "sensitivity")
 
 
 def test_limitations_follow_the_data(run_dir, tmp_path):
     bundled = text_of(section(render_report(run_dir), "limitations"))
     assert "Only 2 studies" in bundled and "stopped early for safety" in bundled
     assert "IVIG added to corticosteroids" in bundled
+    assert "one patient moves its rate by 17 percentage points" in bundled
+    assert "mostly prior for: Success (remission), Severe adverse events." in bundled
     rows = [f"S{i:02d},{5 + i},{40 + 3 * i}" for i in range(12)]
     (tmp_path / "many.csv").write_text("study,events,total\n" + "\n".join(rows) + "\n")
     many = text_of(section(render_report(exact_run(tmp_path / "run", data=tmp_path /
@@ -305,8 +408,8 @@ def cli(*args):
     return CliRunner().invoke(main, list(args))
 
 
-def test_cli_report_and_one_line_errors(run_copy, tmp_path):
-    done = cli("report", str(run_copy), str(sensitivity_dir(tmp_path / "sens")))
+def test_cli_report_and_one_line_errors(run_copy, sweep_dir, tmp_path):
+    done = cli("report", str(run_copy), str(sweep_dir))
     assert done.exit_code == 0 and f"{run_copy / REPORT_NAME}" in done.output
     (run_copy / "manifest.json").write_text("{not json")
     (tmp_path / "file").write_text("")
