@@ -7,6 +7,8 @@ rates, probabilities) without looking at pixels.
 
 from __future__ import annotations
 
+import math
+
 import arviz_stats as azs
 import numpy as np
 import xarray as xr
@@ -24,6 +26,8 @@ POSITIVE = frozenset({"phi", "tau", "kappa", "sd_rates"})
 #: standardised study effects are N(0, 1) a priori by construction).
 NOT_SHOWN = frozenset({"z"})
 CI_LEVEL = 0.95
+#: Fewest draws per chain a rank plot keeps after thinning, however low the ESS.
+MIN_RANK_DRAWS = 20
 
 
 def clopper_pearson(events: np.ndarray, totals: np.ndarray, level: float = CI_LEVEL
@@ -348,3 +352,33 @@ def sampled_draws(tree: xr.DataTree) -> xr.Dataset:
             da = da.isel({STUDY_DIM: 0}, drop=True)
         draws[name] = da
     return xr.Dataset(draws)
+
+
+def ess_thinning(draws: xr.Dataset) -> int:
+    """The thinning factor that leaves about the effective sample size of draws.
+
+    ``ceil(chains * draws / ess_bulk)`` for the worst-mixing quantity plotted (the lowest
+    bulk ESS over every variable and coordinate), so the kept draws are close to
+    independent. Never below 1, and never so large that fewer than
+    :data:`MIN_RANK_DRAWS` draws per chain remain. Quantities without a finite ESS
+    (constant draws) are ignored.
+    """
+    n_draws = draws.sizes["draw"]
+    total = draws.sizes["chain"] * n_draws
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ess = azs.ess(draws, method="bulk")
+    values = np.concatenate([np.asarray(ess[v]).reshape(-1) for v in ess.data_vars]
+                            or [np.array([])])
+    values = values[np.isfinite(values) & (values > 0)]
+    factor = max([1, *(math.ceil(total / float(e)) for e in values)])
+    return max(1, min(factor, n_draws // MIN_RANK_DRAWS))
+
+
+def thin_to_ess(draws: xr.Dataset) -> tuple[xr.Dataset, int]:
+    """Every :func:`ess_thinning`-th draw of each chain, and that factor.
+
+    A rank plot's uniformity test and envelope assume independent draws; autocorrelated
+    NUTS draws make it flag chains that mix well. Thinned to about the ESS, they do not.
+    """
+    factor = ess_thinning(draws)
+    return draws.isel(draw=slice(None, None, factor)), factor

@@ -2,11 +2,12 @@
 
 Every figure reads in grayscale: kinds of estimate differ by marker, fill and line style,
 not by colour alone. Figures are built on :class:`matplotlib.figure.Figure` (no pyplot
-state), except the trace and rank plots, which arviz-plots draws.
+state), except the rank plots, which arviz-plots draws.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -153,42 +154,85 @@ def benefit_risk_figure(data: dict, *, title: str) -> Figure:
     return fig
 
 
-def _chain_aes() -> dict:
-    # Chains differ by line style as well as colour, so they read in grayscale.
-    return {"color": ["chain"], "linestyle": ["chain"]}
+#: Per chain: a gray level and a line style, so chains read apart in grayscale.
+CHAIN_COLORS = ["black", "0.55", "0.3", "0.7"]
+CHAIN_STYLES = ["-", "--", ":", "-."]
+RANK_YLABEL = "ECDF − uniform"
 
 
-def _finish_arviz(pc, *, title: str) -> Figure:
-    pc.add_legend("chain", loc="outside right upper")
-    fig = pc.get_viz("figure")
-    fig.suptitle(title, fontsize=10)
-    fig.set_layout_engine("constrained")
-    for ax in fig.axes:
-        for line in ax.lines:
-            line.set_rasterized(True)  # long chains: a bitmap layer keeps the SVG small
-    return fig
+def _chain_styles(n: int) -> tuple[list[str], list[str]]:
+    return ([CHAIN_COLORS[i % len(CHAIN_COLORS)] for i in range(n)],
+            [CHAIN_STYLES[i % len(CHAIN_STYLES)] for i in range(n)])
+
+
+def _trace_rows(draws: xr.Dataset) -> list[tuple[str, np.ndarray]]:
+    """(label, chain x draw array) per scalar quantity; study-level ones per study."""
+    rows = []
+    for name, da in draws.data_vars.items():
+        extra = [d for d in da.dims if d not in ("chain", "draw")]
+        if not extra:
+            rows.append((name, da.transpose("chain", "draw").values))
+            continue
+        stacked = da.stack(__item__=extra).transpose("__item__", "chain", "draw")
+        for i, item in enumerate(stacked["__item__"].values):
+            key = ", ".join(map(str, item)) if isinstance(item, tuple) else str(item)
+            rows.append((f"{name}[{key}]", stacked.values[i]))
+    return rows
 
 
 def trace_figure(draws: xr.Dataset, *, title: str) -> Figure:
-    """Trace of each sampled parameter, one line per chain (arviz-plots)."""
-    import arviz_plots as azp
+    """Trace of each sampled parameter: one row per parameter, one column per chain.
 
-    pc = azp.plot_trace(xr.DataTree.from_dict({"posterior": draws}), backend="matplotlib",
-                        aes=_chain_aes())
-    return _finish_arviz(pc, title=title)
+    Side by side (shared y axis per row) instead of overlaid, so chains stay apart in
+    grayscale however many draws they have.
+    """
+    rows = _trace_rows(draws)
+    chains = [str(c) for c in draws["chain"].values]
+    fig = Figure(figsize=(1.2 + 2.6 * len(chains), 0.9 + 1.5 * len(rows)),
+                 layout="constrained")
+    axes = fig.subplots(len(rows), len(chains), squeeze=False, sharex=True, sharey="row")
+    x = draws["draw"].values
+    for r, (label, values) in enumerate(rows):
+        for c, chain in enumerate(chains):
+            ax = axes[r, c]
+            ax.plot(x, values[c], color="black", linewidth=0.4, rasterized=True)
+            ax.axhline(np.median(values), color="0.6", linewidth=0.8, linestyle="--")
+            ax.tick_params(labelsize=7)
+            if r == 0:
+                ax.set_title(f"chain {chain}", fontsize=8)
+            if r == len(rows) - 1:
+                ax.set_xlabel("draw", fontsize=8)
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return fig
 
 
 def rank_figure(draws: xr.Dataset, *, title: str) -> Figure:
     """Fractional-rank Δ-ECDF per chain, with the multi-chain uniformity test (arviz-plots).
 
     Chains that sample the same distribution give lines near zero; the p-value in each
-    panel tests that.
+    panel tests that. The test assumes independent draws: pass draws thinned to about
+    their effective sample size (:func:`bayes_dress.plot_data.thin_to_ess`).
     """
     import arviz_plots as azp
 
+    colors, styles = _chain_styles(draws.sizes["chain"])
     pc = azp.plot_rank(xr.DataTree.from_dict({"posterior": draws}), backend="matplotlib",
-                       aes=_chain_aes())
-    return _finish_arviz(pc, title=title)
+                       aes={"color": ["chain"], "linestyle": ["chain"]}, color=colors,
+                       linestyle=styles, visuals={"remove_axis": False})
+    pc.add_legend("chain", loc="outside right upper")
+    fig = pc.get_viz("figure")
+    fig.suptitle(title, fontsize=10)
+    fig.set_layout_engine("constrained")
+    for ax in fig.axes:
+        if not ax.get_title():  # the legend's axes, if any
+            continue
+        ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
+        ax.set_ylabel(RANK_YLABEL, fontsize=8)
+        ax.tick_params(labelsize=7)
+        for line in ax.lines:
+            line.set_rasterized(True)  # long chains: a bitmap layer keeps the SVG small
+    return fig
 
 
 def close(fig: Figure) -> None:

@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import uuid
 from functools import partial
 from pathlib import Path
 
@@ -40,6 +41,10 @@ INDEX_FILE = "index.json"
 BENEFIT_OUTCOME, RISK_OUTCOME = "success", "severe_ae"
 OUTCOME_LABELS = {"success": "Success (remission)", "severe_ae": "Severe adverse events"}
 PNG_DPI = 120
+#: What plotting reads from each saved fit: group -> variables.
+REQUIRED = {"posterior": ("theta", "mean_rate", "theta_new"), "observed_data": ("y",),
+            "constant_data": ("n",)}
+REPORT_FILE = "report.html"
 
 
 def outcome_label(outcome: str) -> str:
@@ -53,7 +58,8 @@ def load_fits(run_dir: str | Path) -> dict[str, xr.DataTree]:
     Raises
     ------
     RunDirError
-        No saved fit, or a file that cannot be read.
+        No saved fit, a file that cannot be read, or one without a group or variable
+        plotting needs (:data:`REQUIRED`).
     """
     run_dir = Path(run_dir)
     paths = sorted(run_dir.glob("posterior-*.nc")) + sorted(run_dir.glob("marginals-*.nc"))
@@ -64,8 +70,9 @@ def load_fits(run_dir: str | Path) -> dict[str, xr.DataTree]:
     for path in paths:
         try:
             tree = xr.load_datatree(path)
-        except (OSError, ValueError) as err:
-            raise RunDirError(f"cannot read '{path}': {err}") from None
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
+            raise RunDirError(f"cannot read '{path}': {_unreadable(err)}") from None
+        _check_groups(path, tree)
         trees[str(tree.attrs.get("outcome", path.stem.partition("-")[2]))] = tree
     order = list(trees)
     summary = run_dir / "summary.csv"
@@ -73,6 +80,25 @@ def load_fits(run_dir: str | Path) -> dict[str, xr.DataTree]:
         listed = pd.read_csv(summary, usecols=["outcome"])["outcome"].astype(str).unique()
         order = [o for o in listed if o in trees] + [o for o in trees if o not in listed]
     return {o: trees[o] for o in order}
+
+
+def _unreadable(err: Exception) -> str:
+    """Why a file could not be read, in a few words (xarray's own message spans lines
+    and lists URLs)."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return "not a netCDF file bayes-dress can open"
+
+
+def _check_groups(path: Path, tree: xr.DataTree) -> None:
+    for group, names in REQUIRED.items():
+        if group not in tree.children:
+            raise RunDirError(f"'{path}' has no '{group}' group: not a fit saved by "
+                              "bayes-dress (refit to plot it)")
+        missing = [n for n in names if n not in tree[group].data_vars]
+        if missing:
+            raise RunDirError(f"'{path}': group '{group}' lacks variable(s) "
+                              f"{', '.join(missing)}: not a fit saved by bayes-dress")
 
 
 def _save(fig, directory: Path, name: str) -> None:
@@ -98,7 +124,7 @@ EXACT_NOTE = ("Exact engine: summaries of exact marginal posteriors (numerical "
 
 def _forest(outcome, tree):
     label = outcome_label(outcome)
-    caption = (f"{label}: each study's observed rate (events/total) with its exact "
+    caption = ("Each study's observed rate (events/total) with its exact "
                "Clopper-Pearson 95% CI (open squares), the model's estimate of that study's "
                "rate, pulled towards the other studies (filled circles: posterior median "
                "and 95% interval), the population mean rate (filled diamond) and the rate "
@@ -112,7 +138,7 @@ def _prior_posterior(outcome, tree):
     label = outcome_label(outcome)
     panels = data.prior_posterior_data(tree)
     notes = sorted({p["note"] for p in panels if p["note"]})
-    caption = (f"{label}: prior (dashed) and posterior (solid) densities of the model's "
+    caption = ("Prior (dashed) and posterior (solid) densities of the model's "
                "hyperparameters and of the new-study rate θ_new. Where the curves are "
                "alike the data say little about that quantity. Densities are kernel "
                "estimates reflected at the bounds of each quantity (0 and 1 for rates, 0 "
@@ -127,8 +153,8 @@ def _prior_posterior(outcome, tree):
 def _ppc(outcome, tree):
     label = outcome_label(outcome)
     rows = data.ppc_data(tree)
-    caption = (f"{label}: posterior predictive check. Per study, the distribution of the "
-               "count a replication of that study (same number of patients) would give "
+    caption = ("Per study, the distribution of the count a replication of that study "
+               "(same number of patients) would give "
                f"(bars; {rows[0]['source']}) against the observed count (black line), "
                "with P(y_rep ≤ y) and P(y_rep ≥ y). An observed count far in a tail means "
                "the model does not reproduce that study.")
@@ -139,20 +165,28 @@ def _ppc(outcome, tree):
 def _trace(outcome, tree):
     label = outcome_label(outcome)
     draws = data.sampled_draws(tree)
-    caption = (f"{label}: trace of the parameters NUTS sampled ({', '.join(draws.data_vars)})"
-               ", one line style per chain. Chains that overlap without trends have mixed.")
+    caption = (f"Draws of the parameters NUTS sampled ({', '.join(draws.data_vars)}): one "
+               "row per parameter, one column per chain, on a shared scale per row (dashed: "
+               "median of all chains). Chains that wander around the same level without "
+               "trends or flat stretches have mixed.")
     title = f"{label}: trace of the sampled parameters"
     return title, caption, figures.trace_figure(draws, title=title)
 
 
 def _rank(outcome, tree):
     label = outcome_label(outcome)
-    draws = data.sampled_draws(tree)
-    caption = (f"{label}: rank plots of the sampled parameters ({', '.join(draws.data_vars)}"
-               "): per chain, the ECDF of its draws' fractional ranks among all chains, "
-               "minus the uniform ECDF (arviz-plots). Lines near zero mean the chains "
-               "sample the same distribution; p is the multi-chain uniformity test, and a "
-               "small p flags a problem.")
+    full = data.sampled_draws(tree)
+    draws, factor = data.thin_to_ess(full)
+    thinning = (f"Draws thinned to about the effective sample size (one draw in {factor}: "
+                f"{draws.sizes['draw']} of {full.sizes['draw']} per chain), so the test's "
+                "independence assumption holds; unthinned, autocorrelated draws can make "
+                "it flag chains that mix well." if factor > 1 else
+                "Draws not thinned: their effective sample size is about their number.")
+    caption = (f"Sampled parameters ({', '.join(draws.data_vars)}): per chain, the ECDF of "
+               "its draws' fractional ranks among all chains, minus the uniform ECDF "
+               "(arviz-plots). Lines near zero mean the chains sample the same "
+               "distribution; p is the multi-chain uniformity test, and a p below α flags "
+               f"a problem (points that drive it are marked). {thinning}")
     title = f"{label}: rank plots per chain"
     return title, caption, figures.rank_figure(draws, title=title)
 
@@ -161,8 +195,9 @@ def _benefit_risk(benefit, risk, *, benefit_threshold, risk_threshold):
     br = data.benefit_risk_data(benefit, risk, benefit_threshold=benefit_threshold,
                                 risk_threshold=risk_threshold)
     favourable = br["quadrants"][0]["probability"]
-    caption = ("Rates to expect in a new study: success (x) against severe adverse events "
-               "(y), from the posterior predictive distributions θ_new. The two outcomes "
+    caption = ("Each point pairs a draw of the new-study success rate (x) with one of the "
+               "new-study severe-AE rate (y), from the posterior predictive distributions "
+               "θ_new. The two outcomes "
                "are fitted separately, so their draws are paired as independent: the joint "
                "distribution is the product of the two marginals, and any correlation of "
                "benefit and harm across studies is not modelled. Quadrant probabilities "
@@ -237,9 +272,23 @@ def _update_manifest(run_dir: Path) -> None:
         files[f"{PLOTS_DIR}/{plot.name}"] = hashlib.sha256(plot.read_bytes()).hexdigest()
     manifest["files"] = dict(sorted(files.items()))
     manifest["plots_redrawn"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    tmp = path.with_name(".manifest.json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".manifest.json.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def stale_report_note(run_dir: str | Path) -> str | None:
+    """A note when ``run_dir/report.html`` exists: it embeds the plots it was written
+    with, not a redraw's. (It is not rewritten here: a report may carry a sensitivity
+    section whose directory only the user knows.)"""
+    run_dir = Path(run_dir)
+    if not (run_dir / REPORT_FILE).is_file():
+        return None
+    return (f"note: {run_dir / REPORT_FILE} embeds the previous plots: rerun "
+            f"bayes-dress report {run_dir} [SENS_DIR] to update it")
 
 
 def plot_run(run_dir: str | Path, *, benefit_threshold: float = 0.5,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
+from pathlib import Path
 
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pytest
@@ -166,16 +169,63 @@ def test_benefit_risk_quadrants(nuts_run):
     assert f"= {favourable['probability']:.2f}" in caption
 
 
-def test_trace_and_rank_show_each_chain_of_the_sampled_parameters(nuts_run):
+def test_trace_shows_each_chain_of_the_sampled_parameters_apart(nuts_run):
     fit = tree(nuts_run)
     draws = data.sampled_draws(fit)
     assert list(draws.data_vars) == ["m", "phi"]
-    for draw in (plots._trace, plots._rank):
-        _, _, fig = draw("success", fit)
-        titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-        assert titles == ["m", "phi"]
-        assert all(len(ax.lines) >= FAST.chains for ax in fig.axes if ax.get_title())
-        plots.figures.close(fig)
+    _, caption, fig = plots._trace("success", fit)
+    # One row per parameter, one column per chain: chains never overlap (grayscale).
+    assert len(fig.axes) == 2 * FAST.chains
+    assert [ax.get_title() for ax in fig.axes[:FAST.chains]] == [
+        f"chain {c}" for c in range(FAST.chains)]
+    assert [ax.get_ylabel() for ax in fig.axes[::FAST.chains]] == ["m", "phi"]
+    for ax in fig.axes:
+        assert len(ax.lines[0].get_xdata()) == FAST.draws
+    assert not caption.startswith("Success")
+    plots.figures.close(fig)
+
+
+def test_rank_plot_thins_draws_to_about_the_ess(nuts_run):
+    fit = tree(nuts_run)
+    full = data.sampled_draws(fit)
+    ess = azs.ess(full, method="bulk")
+    expected = max(math.ceil(FAST.chains * FAST.draws / float(ess[v])) for v in ess.data_vars)
+    assert data.ess_thinning(full) == expected
+    thinned, factor = data.thin_to_ess(full)
+    assert factor == expected
+    kept = math.ceil(FAST.draws / factor)
+    assert thinned.sizes["draw"] == kept
+    np.testing.assert_array_equal(thinned["m"].values, full["m"].values[:, ::factor])
+    _, caption, fig = plots._rank("success", fit)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["m", "phi"]
+    for ax in panels:  # one Δ-ECDF line per chain, over the thinned draws only
+        curves = [line for line in ax.lines if len(line.get_xdata()) == kept]
+        assert len(curves) == FAST.chains
+        assert ax.get_ylabel() and ax.yaxis.get_visible()
+    assert "thinned to about the effective sample size" in caption or factor == 1
+    assert f"{kept} of {FAST.draws} per chain" in caption or factor == 1
+    plots.figures.close(fig)
+
+
+def test_ess_thinning_of_independent_and_autocorrelated_draws():
+    rng = np.random.default_rng(3)
+    iid = xr.Dataset({"a": (("chain", "draw"), rng.normal(size=(4, 1000)))})
+    assert data.ess_thinning(iid) <= 2
+    walk = np.zeros((4, 1000))
+    for t in range(1, 1000):  # AR(1), rho = 0.9: ESS ~ N (1 - rho) / (1 + rho)
+        walk[:, t] = 0.9 * walk[:, t - 1] + rng.normal(size=4)
+    factor = data.ess_thinning(xr.Dataset({"a": (("chain", "draw"), walk)}))
+    assert 10 <= factor <= 35
+    # Never fewer than MIN_RANK_DRAWS draws per chain; constant draws are ignored.
+    stuck = xr.Dataset({"a": (("chain", "draw"), np.cumsum(rng.normal(size=(4, 200)), 1)),
+                        "c": (("chain", "draw"), np.ones((4, 200)))})
+    assert data.ess_thinning(stuck) == 200 // data.MIN_RANK_DRAWS
+
+
+def test_captions_do_not_restate_titles(nuts_run):
+    for entry in index_of(nuts_run):
+        assert not entry["caption"].startswith(entry["title"].split(":")[0])
 
 
 def test_benefit_risk_needs_both_outcomes(nuts_run, tmp_path):
@@ -212,6 +262,87 @@ def test_plot_command_bad_run_dir_is_one_line(tmp_path, make):
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.output + result.stderr
+
+
+def _save_groups(source, target, drop=(), drop_var=None):
+    fit = xr.load_datatree(source)
+    groups = {f"/{k}": c.to_dataset() for k, c in fit.children.items() if k not in drop}
+    if drop_var:
+        group, var = drop_var
+        groups[f"/{group}"] = groups[f"/{group}"].drop_vars(var)
+    out = xr.DataTree.from_dict(groups)
+    out.attrs = dict(fit.attrs)
+    out.to_netcdf(target)
+
+
+@pytest.mark.parametrize(("drop", "drop_var", "expected"), [
+    (("posterior",), None, "no 'posterior' group"),
+    (("observed_data",), None, "no 'observed_data' group"),
+    ((), ("constant_data", "n"), "group 'constant_data' lacks variable(s) n"),
+])
+def test_plot_command_fit_without_a_group_is_one_line(nuts_run, tmp_path, drop, drop_var,
+                                                      expected):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(nuts_run / "manifest.json", run)
+    _save_groups(nuts_run / "posterior-success.nc", run / "posterior-success.nc", drop,
+                 drop_var)
+    with pytest.raises(plots.RunDirError, match=r"posterior-success\.nc"):
+        plots.load_fits(run)
+    result = CliRunner().invoke(main, ["plot", str(run)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert expected in result.stderr and "posterior-success.nc" in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_plot_command_unreadable_fit_is_one_clean_line(nuts_run, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(nuts_run / "manifest.json", run)
+    (run / "posterior-success.nc").write_bytes(b"not a netCDF file")
+    result = CliRunner().invoke(main, ["plot", str(run)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "http" not in result.stderr
+    assert "\\n" not in result.stderr and "posterior-success.nc" in result.stderr
+
+
+def test_manifest_update_uses_a_unique_temp_file(nuts_run, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(nuts_run, run)
+    # A stale file at the old fixed temp name is neither used nor clobbered.
+    (run / ".manifest.json.tmp").write_text("someone else's")
+    replaced = []
+    real_replace = plots.os.replace
+
+    def spy(src, dst):
+        replaced.append((Path(src).name, Path(dst).name))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(plots.os, "replace", spy)
+    plots._update_manifest(run)
+    plots._update_manifest(run)
+    (first, target1), (second, target2) = replaced
+    assert target1 == target2 == "manifest.json"
+    assert first != second and first.startswith(".manifest.json.")
+    assert (run / ".manifest.json.tmp").read_text() == "someone else's"
+    assert not [p for p in run.iterdir() if p.name.startswith(".manifest.json.")
+                and p.name != ".manifest.json.tmp"]
+    files = json.loads((run / "manifest.json").read_text())["files"]
+    assert hashlib.sha256((run / "plots/index.json").read_bytes()).hexdigest() == \
+        files["plots/index.json"]
+
+
+def test_plot_command_notes_a_stale_report(nuts_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(nuts_run, run)
+    assert plots.stale_report_note(run) is None
+    (run / "report.html").write_text("<html>old plots</html>")
+    result = CliRunner().invoke(main, ["plot", str(run)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "report.html embeds the previous plots" in result.output
+    assert f"bayes-dress report {run}" in result.output
+    assert (run / "report.html").read_text() == "<html>old plots</html>"
 
 
 def test_exact_run_plots_marginals_and_skips_chains(exact_run):
