@@ -197,6 +197,13 @@ def sensitivity(spec_path, jobs, out, overwrite, strict, **flags):
     write_sweep(result, out, overwrite=overwrite)
     for row in result.robustness.itertuples():
         click.echo(f"{row.outcome}: {row.verdict}")
+    psense = result.psense
+    if "diagnosis" in psense:
+        flagged = psense[psense["diagnosis"].fillna("").str.startswith("potential")]
+        for row in flagged.itertuples():
+            click.echo(f"{row.outcome}: prior sensitivity of {row.variable} (power-scaling, "
+                       f"primary fit): prior {row.prior:.3f}, likelihood "
+                       f"{row.likelihood:.3f}: {row.diagnosis}")
     for flagged in result.flagged:
         click.secho(f"WARNING: {flagged.scenario.id} {flagged.scenario.label} "
                     f"[{flagged.outcome}] {flagged.status}: {' | '.join(flagged.problems)}",
@@ -291,12 +298,15 @@ def models_command():
 @user_errors
 def plot_command(run_dir, benefit_threshold, risk_threshold):
     """Redraw RUN_DIR/plots from the run's saved files (no refit)."""
-    from bayes_dress.plots import INDEX_FILE, PLOTS_DIR, plot_run
+    from bayes_dress.plots import INDEX_FILE, PLOTS_DIR, plot_run, stale_report_note
 
     index = plot_run(run_dir, benefit_threshold=benefit_threshold,
                      risk_threshold=risk_threshold)
     click.echo(f"{len(index)} plots (PNG and SVG) written to {run_dir / PLOTS_DIR}/; "
                f"list: {run_dir / PLOTS_DIR / INDEX_FILE}")
+    note = stale_report_note(run_dir)
+    if note:
+        click.echo(note)
 
 
 if __name__ == "__main__":

@@ -405,6 +405,8 @@ def _edge_name(touches) -> str:
 #: below which 1% of the mass lies, within these bounds. Components narrower than
 #: NARROW_STEPS steps enter through their CDFs instead (see _rate_mixture).
 MIXTURE_STEP_BOUNDS = (0.01, 0.08)
+#: Smallest phi of a beta-binomial mixture component (see _beta_binomial).
+PHI_FLOOR = 1e-8
 #: Grid points per block when summing mixture densities (see _beta_mixture).
 MIXTURE_BLOCK = 256
 NARROW_STEPS = 3.0
@@ -441,10 +443,13 @@ def _rate_mixture(weights: np.ndarray, log_density: Callable, tail_cdf: Callable
     step = float(np.clip(typical / 3.0, *MIXTURE_STEP_BOUNDS))
     narrow = keep & (spread < NARROW_STEPS * step)
     wide = keep & ~narrow
-    lo = max(-LOGIT_LIMIT, float(np.min(np.concatenate([
-        (centre - 12 * spread)[wide], (centre - 9 * spread)[narrow], [np.inf]]))))
-    hi = min(LOGIT_LIMIT, float(np.max(np.concatenate([
-        (centre + 12 * spread)[wide], (centre + 9 * spread)[narrow], [-np.inf]]))))
+    # A component with an infinite spread and centre (a Beta parameter underflowed to 0,
+    # far out on a flat tail) has no finite bounds: it spans the whole logit range.
+    with np.errstate(invalid="ignore"):
+        lo = max(-LOGIT_LIMIT, float(np.nanmin(np.concatenate([
+            (centre - 12 * spread)[wide], (centre - 9 * spread)[narrow], [np.inf]]))))
+        hi = min(LOGIT_LIMIT, float(np.nanmax(np.concatenate([
+            (centre + 12 * spread)[wide], (centre + 9 * spread)[narrow], [-np.inf]]))))
     n = max(int(np.ceil((hi - lo) / step)), 2) // 2 * 2 + 1
     eta = np.linspace(lo, hi, n)
     cdf = np.zeros(n)
@@ -665,8 +670,15 @@ def _beta_binomial(data, priors, points):
     # the bundled data), refined along logit m where components are narrower than its
     # spacing; each mixture costs a quarter as much.
     coarse = grid.subsampled()
-    mix_weights, mix_m, mix_phi, cell = _refine_for_mixtures(coarse, m[::2, ::2],
-                                                             phi[::2, ::2])
+    # Far out in logit m (a flat tail, e.g. 18 of 18 under a Jeffreys prior) m rounds to
+    # exactly 0 or 1, and the grid's edge at phi = 0 is a point mass: there a component's
+    # Beta parameters vanish or are infinite. Such components are kept a hair inside
+    # (m in (0, 1), phi >= PHI_FLOOR: kappa <= 1e16, a rate fixed to ~1e-8), which
+    # changes their CDFs by less than anything reported.
+    edge = np.finfo(float).eps
+    mix_weights, mix_m, mix_phi, cell = _refine_for_mixtures(
+        coarse, np.clip(m[::2, ::2], edge, 1 - edge), np.maximum(phi[::2, ::2], PHI_FLOOR))
+    mix_m, mix_phi = np.clip(mix_m, edge, 1 - edge), np.maximum(mix_phi, PHI_FLOOR)
     mix_kappa = mix_phi**-2
     mix_alpha, mix_beta = mix_m * mix_kappa, (1 - mix_m) * mix_kappa
 

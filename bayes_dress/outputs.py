@@ -121,7 +121,8 @@ def data_used(result: FitResult) -> pd.DataFrame:
                          "definition": row.definition, "primary": row.primary,
                          "events": row.events, "total": row.total,
                          "quote": row.extra.get("quote", ""),
-                         "location": row.extra.get("location", "")})
+                         "location": row.extra.get("location", ""),
+                         "note": row.extra.get("note", "")})
     return pd.DataFrame(rows)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -195,9 +196,7 @@ class Prior:
     # ---- SciPy side ----------------------------------------------------------------
     def frozen(self):
         """The SciPy distribution (``logpdf``, ``ppf``, ``rvs``); ``None`` if improper."""
-        if self.spec.scipy is None:
-            return None
-        return self.spec.scipy(**self.args)
+        return _frozen(self.family, tuple(self.args.items()))
 
     def logpdf(self, x):
         """Log density at ``x`` (up to a constant for an improper prior)."""
@@ -276,6 +275,14 @@ class Prior:
         selected = sum(pt.switch(selector[i] > 0.5, lp, 0.0) for i, lp in enumerate(logps))
         pm.Potential(f"prior__{parameter}", pt.sum(selected))
         return value
+
+
+@functools.lru_cache(maxsize=256)
+def _frozen(family: str, args: tuple[tuple[str, float], ...]):
+    # Freezing a SciPy distribution checks its arguments (~1 ms); a sweep asks for the
+    # same few priors thousands of times.
+    make = FAMILIES[family].scipy
+    return None if make is None else make(**dict(args))
 
 
 def parse_prior(text: str, *, parameter: str | None = None) -> Prior:

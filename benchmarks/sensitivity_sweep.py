@@ -15,9 +15,11 @@ faster than the naive loop and under 1 s per scenario; the exact sweep under 2 s
 Library imports happen before any timing, so neither side pays for them.
 
 Run: .venv/bin/python benchmarks/sensitivity_sweep.py [--naive-fits N] [--jobs J]
+     [--combine cross]
 
-``--naive-fits N`` times the naive loop on the first N fits only and scales up (the
-naive loop takes minutes); the default times all of them.
+``--naive-fits N`` times the naive loop on N fits spread evenly over the sweep (every
+model) and scales up (the naive loop takes minutes); the default times all of them.
+``--combine cross`` benchmarks the full cross of the default spec's dimensions instead.
 """
 
 from __future__ import annotations
@@ -50,9 +52,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--naive-fits", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--combine", choices=("one_at_a_time", "cross"), default=None)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("pymc").setLevel(logging.ERROR)
+
+    import dataclasses
 
     import nutpie  # noqa: F401 - imported before timing, as the library does at fit
     import pymc  # noqa: F401
@@ -61,11 +66,13 @@ def main() -> None:
     from bayes_dress.sensitivity.sweep import plan_sweep, run_sweep
 
     spec = load_sweep_spec()
+    if args.combine:
+        spec = dataclasses.replace(spec, combine=args.combine)
     plan = plan_sweep(spec)
     exact_plan = plan_sweep(spec, config=spec.primary.replace(engine="exact"))
     fits, scenarios = len(plan.tasks), len(plan.scenarios)
     print(f"machine: {os.cpu_count()} cores; default sweep: {scenarios} scenarios, "
-          f"{fits} NUTS fits ({plan.spec.combine})")
+          f"{fits} NUTS fits ({plan.spec.combine})", flush=True)
 
     start = time.perf_counter()
     sweep = run_sweep(plan, jobs=args.jobs)
@@ -81,13 +88,18 @@ def main() -> None:
           f"{len(exact.flagged)} fit(s) flagged)")
 
     tasks = [t for t in plan.tasks if t.data is not None]
-    timed = tasks[: args.naive_fits] if args.naive_fits else tasks
+    if args.naive_fits and args.naive_fits < len(tasks):
+        positions = (len(tasks) * (i + 0.5) / args.naive_fits for i in range(args.naive_fits))
+        timed = [tasks[int(p)] for p in positions]
+    else:
+        timed = tasks
     start = time.perf_counter()
     for task in timed:
         naive_fit(task)
     naive_per_fit = (time.perf_counter() - start) / len(timed)
     naive_seconds = naive_per_fit * fits
-    scaled = "" if len(timed) == fits else f", timed on {len(timed)} fits and scaled"
+    scaled = ("" if len(timed) == fits
+              else f", timed on {len(timed)} fits spread over the sweep and scaled")
     print(f"naive loop:   {naive_seconds:7.1f} s  ({naive_per_fit:.3f} s per fit{scaled})")
 
     speedup = naive_seconds / sweep_seconds

@@ -335,3 +335,23 @@ def test_cli_threshold_replaces_the_headlines(tmp_path):
 
 def test_prior_objects_round_trip_in_labels():
     assert str(parse_prior("HalfCauchy(0.5)")) == "HalfCauchy(beta=0.5)"
+
+
+def test_cli_sweep_of_a_users_csv_of_many_studies(tmp_path):
+    """The default spec, unchanged, on a CSV with no outcome column and six studies."""
+    rng = np.random.default_rng(7)
+    totals = rng.integers(10, 60, size=6)
+    events = rng.binomial(totals, 0.3)
+    csv = tmp_path / "mine.csv"
+    csv.write_text("study,events,total\n" + "".join(
+        f"S{i + 1},{e},{n}\n" for i, (e, n) in enumerate(zip(events, totals, strict=True))))
+    out = tmp_path / "sens"
+    result = CliRunner().invoke(main, ["sensitivity", "--data", str(csv), "--engine",
+                                       "exact", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "sensitivity.csv")
+    assert set(table["outcome"]) == {"events"}
+    # Per model: base, other priors, each of the six studies left out.
+    assert table["scenario"].nunique() == (1 + 4 + 1 + 6) + (1 + 2 + 1 + 6) + (1 + 1 + 6)
+    robust = pd.read_csv(out / "robustness.csv")
+    assert list(robust["quantity"]) == ["theta_new"] and list(robust["threshold"]) == [0.5]

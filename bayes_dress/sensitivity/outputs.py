@@ -9,7 +9,14 @@ import platform
 import sys
 from pathlib import Path
 
-from bayes_dress.outputs import _json, _sha256, atomic_directory, package_versions
+from bayes_dress.outputs import (
+    _json,
+    _sha256,
+    atomic_directory,
+    package_versions,
+    safe_name,
+)
+from bayes_dress.plots import outcome_label
 from bayes_dress.sensitivity.plot import plot_sensitivity_forest
 from bayes_dress.sensitivity.sweep import SweepResult
 
@@ -20,15 +27,20 @@ def _plots(result: SweepResult, directory: Path) -> list[dict]:
     table = result.sensitivity
     index = []
     for outcome in result.plan.outcomes:
-        name = f"sensitivity_forest-{outcome}"
-        plot_sensitivity_forest(table, outcome, plots, name=name)
+        name = f"sensitivity_forest-{safe_name(outcome)}"
+        thresholds: dict[str, list[float]] = {}
+        for headline in result.plan.headlines:
+            if headline.outcome == outcome:
+                thresholds.setdefault(headline.quantity, []).extend(headline.thresholds)
+        plot_sensitivity_forest(table, outcome, plots, name=name, thresholds=thresholds)
         index.append({
-            "name": name, "title": f"Sensitivity of {outcome} across scenarios",
+            "name": name, "title": f"Sensitivity across scenarios: {outcome_label(outcome)}",
             "caption": "Posterior median and 95% interval of the population mean rate, the "
                        "new-study rate and the between-study SD in every scenario; the "
                        "primary analysis is the shaded row with diamonds. Hollow points on "
                        "dotted lines failed a diagnostic; 'not fitted' rows could not be "
-                       "fitted (see sensitivity.csv, status and problems).",
+                       "fitted (see sensitivity.csv, status and problems). Dotted vertical "
+                       "lines mark the thresholds of the headline probabilities.",
             "outcome": outcome, "png": f"plots/{name}.png", "svg": f"plots/{name}.svg"})
     (plots / "index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     return index

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -31,13 +32,19 @@ def sensitivity_forest_data(table: pd.DataFrame, outcome: str) -> pd.DataFrame:
 
 
 def plot_sensitivity_forest(table: pd.DataFrame, outcome: str, directory: Path, *,
-                            name: str | None = None) -> list[Path]:
+                            name: str | None = None,
+                            thresholds: Mapping[str, Sequence[float]] | None = None
+                            ) -> list[Path]:
     """Draw one outcome's sensitivity forest plot as PNG and SVG in ``directory``.
 
     The primary analysis is drawn filled and bold with a shaded band across every panel;
     scenarios that failed a diagnostic are drawn hollow and marked, and scenarios that
     could not be fitted are listed with "not fitted" instead of an interval.
+    ``thresholds`` (quantity -> rates) draws the headline thresholds as dotted lines, so
+    the scenarios whose interval or median moves across one can be seen.
     """
+    from bayes_dress.plots import outcome_label
+
     data = sensitivity_forest_data(table, outcome)
     n = len(data)
     fig, axes = plt.subplots(1, len(PANELS), figsize=(13, 1.2 + 0.32 * n), sharey=True,
@@ -67,6 +74,10 @@ def plot_sensitivity_forest(table: pd.DataFrame, outcome: str, directory: Path, 
             ax.axhspan(y[i] - 0.5, y[i] + 0.5, color="0.85", zorder=0)
             if not np.isnan(mid[i]):
                 ax.axvline(mid[i], color="0.5", linestyle="--", linewidth=0.8, zorder=0)
+        for threshold in (thresholds or {}).get(quantity, ()):
+            ax.axvline(threshold, color="black", linestyle=":", linewidth=1.0, zorder=0)
+            ax.annotate(f"{threshold:g}", (threshold, 1.0), xycoords=("data", "axes fraction"),
+                        ha="center", va="bottom", fontsize=7)
         ax.set_xlim(0, 1 if quantity != "sd_rates" else 0.5)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("rate (proportion of patients)" if quantity != "sd_rates"
@@ -77,12 +88,13 @@ def plot_sensitivity_forest(table: pd.DataFrame, outcome: str, directory: Path, 
               for row in data.itertuples()]
     axes[0].set_yticks(y, labels, fontsize=8)
     axes[0].set_ylim(-0.7, n - 0.3)
-    fig.suptitle(f"Sensitivity of {outcome}: posterior median and 95% interval per "
+    fig.suptitle(f"{outcome_label(outcome)}: posterior median and 95% interval per "
                  "scenario (diamond, shaded = primary; hollow, dotted = failed a "
-                 "diagnostic)", fontsize=10)
+                 "diagnostic; dotted vertical = headline threshold)", fontsize=10)
     name = name or f"sensitivity_forest-{outcome}"
     paths = [directory / f"{name}.png", directory / f"{name}.svg"]
     for path in paths:
-        fig.savefig(path, dpi=110 if path.suffix == ".png" else None)
+        fig.savefig(path, dpi=110 if path.suffix == ".png" else None, bbox_inches="tight",
+                    metadata={"Date": None} if path.suffix == ".svg" else None)
     plt.close(fig)
     return paths

@@ -58,8 +58,12 @@ class Task:
     psense: bool = False
 
     def key(self):
-        if self.data is None or self.config.engine == "exact":
-            return None  # nothing to compile
+        """What a worker must prepare to run this task: a compiled model (NUTS), or the
+        model's warmed-up exact engine (its compiled quadrature and caches)."""
+        if self.data is None:
+            return None
+        if self.config.engine == "exact":
+            return ("exact", self.scenario.model)
         return structure_key(get_model(self.scenario.model), self.priors, self.n_slots,
                              self.shared)
 
@@ -162,6 +166,11 @@ def run_task(task: Task, cache: CompiledModelCache, *, keep_fit: bool = False
 
 
 def _worker(connection, cores_per_fit: int) -> None:
+    # One BLAS thread per worker: the workers already fill the cores, and OpenBLAS's own
+    # threads (one per core by default) would only contend with them.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     cache = CompiledModelCache()
     while True:
         task = connection.recv()
