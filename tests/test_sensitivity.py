@@ -101,7 +101,7 @@ def test_bad_spec_file(tmp_path):
 def test_one_at_a_time_expansion_of_the_default_spec(bundled):
     plan = plan_sweep(load_sweep_spec())
     scenarios = plan.scenarios
-    assert scenarios[0].primary and scenarios[0].label == "beta_binomial: default priors"
+    assert scenarios[0].primary and scenarios[0].label == "beta_binomial: primary analysis"
     assert sum(s.primary for s in scenarios) == 1
     assert [s.id for s in scenarios] == [f"S{i + 1:02d}" for i in range(len(scenarios))]
     # Per model: its base, each other prior, each alternative definition, each study out.
@@ -150,6 +150,7 @@ def test_flags_apply_to_every_scenario(bundled):
     assert {o for s in plan.scenarios for o in s.outcomes} == {"severe_ae"}
     assert not any(s.varied == "leave_one_out" for s in plan.scenarios)  # one study left
     assert str(plan.scenarios[0].priors["phi"]) == "HalfNormal(sigma=1)"
+    assert plan.scenarios[0].label == "beta_binomial: primary analysis, phi ~ HalfNormal(sigma=1)"
 
 
 def test_leave_one_out_of_an_unknown_study(bundled):

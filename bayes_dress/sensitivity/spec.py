@@ -318,9 +318,11 @@ def expand(spec: SweepSpec, table: StudyTable, *, base: RunConfig,
         het_values = spec.heterogeneity_priors.get(model, ())
         mean_values = spec.mean_priors.get(model, ())
         is_primary = model == base.model
+        base_label = (["primary analysis"] if is_primary else ["default priors"]) + [
+            f"{k} ~ {base_priors[k]}" for k in user]
         if spec.combine == "one_at_a_time":
-            add("primary" if is_primary else "model", model, base_priors,
-                [] if is_primary else ["default priors"], outcomes, {}, ())
+            add("primary" if is_primary else "model", model, base_priors, base_label,
+                outcomes, {}, ())
             for parameter, values, varied in ((het, het_values, "heterogeneity_prior"),
                                               (mean, mean_values, "mean_prior")):
                 for prior in values:
@@ -350,8 +352,8 @@ def expand(spec: SweepSpec, table: StudyTable, *, base: RunConfig,
                 dropped = [f"without {study}"] if study else []
                 exclude = (study,) if study else ()
                 primary = is_primary and not changes and not dropped
-                add("primary" if primary else "cross", model, priors, changes + dropped,
-                    outcomes, {}, exclude)
+                add("primary" if primary else "cross", model, priors,
+                    (base_label if primary else changes + dropped), outcomes, {}, exclude)
                 for outcome in outcomes:
                     for definition in alternatives(outcome):
                         add("cross", model, priors,
