@@ -45,8 +45,8 @@ from bayes_dress.summaries import (
     tail_probabilities,
 )
 
-#: Draws per quantity kept in memory for an exact fit's plots: quantiles at
-#: (i + 0.5) / N of each exact marginal (not a joint posterior, so never written out).
+#: Draws per quantity of an exact fit, for its plots: quantiles at (i + 0.5) / N of each
+#: exact marginal. Not a joint posterior: saved as ``marginals-OUTCOME.nc``, labelled so.
 EXACT_PLOT_DRAWS = 4000
 
 
