@@ -176,13 +176,15 @@ def test_same_families_share_one_compiled_structure():
 # ---- running, tables, robustness ---------------------------------------------------------
 
 
-def test_one_scenario_sweep_reproduces_fit():
-    """No dimensions: the sweep is the primary analysis, fitted as `fit` fits it."""
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_one_scenario_sweep_reproduces_fit(jobs):
+    """No dimensions: the sweep is the primary analysis, fitted as `fit` fits it, in this
+    process or in worker processes (each sampling its chains on one core)."""
     config = RunConfig(sampler=FAST)
     spec = sweep_spec_from_dict({"primary": {}})
     plan = plan_sweep(spec, config=config)
     assert len(plan.scenarios) == 1 and len(plan.tasks) == 2
-    sweep = run_sweep(plan, jobs=1)
+    sweep = run_sweep(plan, jobs=jobs)
     fit = run_fit(config)
     for result in sweep.results:
         pd.testing.assert_frame_equal(result.summary, fit.fits[result.outcome].summary)
