@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import pandas as pd
 
@@ -48,19 +49,19 @@ class SweepResult:
     results: list[TaskResult]
     wall_time: float
 
-    @property
+    @cached_property
     def sensitivity(self) -> pd.DataFrame:
         return sensitivity_table(self.results)
 
-    @property
+    @cached_property
     def probabilities(self) -> pd.DataFrame:
         return probability_table(self.results, self.plan.headlines)
 
-    @property
+    @cached_property
     def robustness(self) -> pd.DataFrame:
         return robustness_table(self.probabilities)
 
-    @property
+    @cached_property
     def psense(self) -> pd.DataFrame:
         tables = [r.psense for r in self.results if r.psense is not None]
         return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
