@@ -132,18 +132,23 @@ _TOP_KEYS = {"model", "data", "outcomes", "priors", "definitions", "exclude", "t
 _SAMPLER_KEYS = {f.name for f in dataclasses.fields(SamplerSettings)}
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read a run config from TOML; unknown keys are errors that list the valid ones."""
-    path = Path(path)
+def read_toml(path: Path, *, what: str) -> dict[str, Any]:
+    """A TOML file's contents; a missing or malformed file is a one-line SpecError."""
     if not path.is_file():
-        raise SpecError(f"config file '{path}' not found")
+        raise SpecError(f"{what} '{path}' not found")
     try:
         with path.open("rb") as handle:
-            raw = tomllib.load(handle)
+            return tomllib.load(handle)
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path}: not valid TOML ({err})") from None
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not valid UTF-8") from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a run config from TOML; unknown keys are errors that list the valid ones."""
+    path = Path(path)
+    raw = read_toml(path, what="config file")
     return config_from_dict(raw, where=str(path), base=path.parent)
 
 

@@ -44,7 +44,7 @@ def naive_fit(task) -> None:
 
     plain = copy.copy(get_model(task.scenario.model))
     plain.supports = {}  # plain PyMC distributions, as a user would write them
-    with plain.build(task.data, task.priors):
+    with plain.build(task.data, task.scenario.priors):
         pm.sample(progressbar=False)
 
 

@@ -28,10 +28,11 @@ import pandas as pd
 
 from bayes_dress.config import RunConfig
 from bayes_dress.data import OutcomeData, StudyTable, select_outcome
+from bayes_dress.diagnostics import checks_to_records
 from bayes_dress.errors import BayesDressError
-from bayes_dress.fitting import OutcomeFit, fit_outcome
+from bayes_dress.fitting import fit_outcome
 from bayes_dress.models import get_model
-from bayes_dress.priors import Prior, can_share
+from bayes_dress.priors import can_share
 from bayes_dress.sampling import CompiledModelCache, structure_key
 from bayes_dress.sensitivity.spec import Scenario
 
@@ -50,12 +51,10 @@ class Task:
     data: OutcomeData | None
     #: Why the counts could not be selected (then ``data`` is None).
     error: str | None
-    priors: Mapping[str, Prior]
     config: RunConfig
     n_slots: int
     #: Prior families sharing one compiled graph, per parameter.
     shared: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    psense: bool = False
 
     def key(self):
         """What a worker must prepare to run this task: a compiled model (NUTS), or the
@@ -64,8 +63,8 @@ class Task:
             return None
         if self.config.engine == "exact":
             return ("exact", self.scenario.model)
-        return structure_key(get_model(self.scenario.model), self.priors, self.n_slots,
-                             self.shared)
+        return structure_key(get_model(self.scenario.model), self.scenario.priors,
+                             self.n_slots, self.shared)
 
 
 @dataclass
@@ -86,8 +85,6 @@ class TaskResult:
     definitions: tuple[str, ...] = ()
     psense: pd.DataFrame | None = None
     seconds: float = 0.0
-    #: The full fit, kept only when the sweep runs in this process (``jobs=1``).
-    fit: OutcomeFit | None = None
 
 
 def make_tasks(scenarios: Sequence[Scenario], table: StudyTable, *, base: RunConfig,
@@ -105,8 +102,7 @@ def make_tasks(scenarios: Sequence[Scenario], table: StudyTable, *, base: RunCon
             wanted = tuple(sorted({*base.thresholds, *thresholds.get(outcome, ())}))
             config = base.replace(model=scenario.model, thresholds=wanted)
             tasks.append(Task(index=len(tasks), scenario=scenario, outcome=outcome,
-                              data=data, error=error, priors=scenario.priors,
-                              config=config, n_slots=0, psense=scenario.primary))
+                              data=data, error=error, config=config, n_slots=0))
     # One compiled model per model type where possible: every fit padded to the
     # largest study count, and the prior families a model's fits use for a parameter
     # held in one graph (those that can share it; the rest get graphs of their own).
@@ -114,22 +110,21 @@ def make_tasks(scenarios: Sequence[Scenario], table: StudyTable, *, base: RunCon
     families: dict[tuple[str, str], set[str]] = defaultdict(set)
     for task in tasks:
         model = get_model(task.scenario.model)
-        for name, prior in task.priors.items():
+        for name, prior in task.scenario.priors.items():
             if can_share(prior.family, model.supports.get(name)):
                 families[(model.name, name)].add(prior.family)
 
     def shared(task: Task) -> dict[str, tuple[str, ...]]:
         model = get_model(task.scenario.model)
         return {name: tuple(sorted(families[(model.name, name)]))
-                for name, prior in task.priors.items()
+                for name, prior in task.scenario.priors.items()
                 if can_share(prior.family, model.supports.get(name))
                 and len(families[(model.name, name)]) > 1}
 
     return [dataclasses.replace(t, n_slots=n_slots, shared=shared(t)) for t in tasks]
 
 
-def run_task(task: Task, cache: CompiledModelCache, *, keep_fit: bool = False
-             ) -> TaskResult:
+def run_task(task: Task, cache: CompiledModelCache) -> TaskResult:
     """Fit one task; a failure becomes a flagged result, never an exception."""
     from bayes_dress.sensitivity.psense import power_scaling
 
@@ -143,7 +138,8 @@ def run_task(task: Task, cache: CompiledModelCache, *, keep_fit: bool = False
     result.definitions = task.data.definitions
     config = task.config
     try:
-        fit = fit_outcome(task.data, model=task.scenario.model, priors=task.priors,
+        fit = fit_outcome(task.data, model=task.scenario.model,
+                          priors=task.scenario.priors,
                           settings=config.sampler, thresholds=config.thresholds,
                           engine=config.engine, cache=cache, n_slots=task.n_slots,
                           shared=task.shared, check_grid=task.scenario.primary,
@@ -154,13 +150,11 @@ def run_task(task: Task, cache: CompiledModelCache, *, keep_fit: bool = False
         return result
     result.summary, result.probabilities = fit.summary, fit.probabilities
     result.notes = list(fit.notes)
-    result.checks = [dataclasses.asdict(c) for c in fit.checks]
+    result.checks = checks_to_records(fit.checks)
     result.problems = [c.message() for c in fit.failures]
     result.status = "diagnostics failed" if fit.failures else "ok"
-    if task.psense:
+    if task.scenario.primary:  # prior sensitivity of the primary analysis
         result.psense = power_scaling(fit)
-    if keep_fit:
-        result.fit = fit
     result.seconds = time.perf_counter() - start
     return result
 
@@ -201,8 +195,7 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int | None = None,
     ----------
     tasks : sequence of Task
     jobs : int, optional
-        Worker processes. ``1`` runs in this process, with ``cache``, and keeps each
-        full fit on its result.
+        Worker processes. ``1`` runs in this process, with ``cache``.
     progress : callable, optional
         Called with each result as it arrives.
     cache : CompiledModelCache, optional
@@ -218,7 +211,7 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int | None = None,
         cache = cache or CompiledModelCache()
         results = []
         for task in tasks:
-            results.append(run_task(task, cache, keep_fit=True))
+            results.append(run_task(task, cache))
             if progress:
                 progress(results[-1])
         return results
@@ -234,7 +227,6 @@ def _run_parallel(tasks: Sequence[Task], jobs: int, progress: Progress | None
     pending: dict[object, deque[Task]] = defaultdict(deque)
     for task in tasks:
         pending[task.key()].append(task)
-    compiled_by: dict[object, int] = defaultdict(int)  # workers holding each structure
     workers, connections, held = [], [], []
     cores_per_fit = 1
     for _ in range(jobs):
@@ -246,19 +238,21 @@ def _run_parallel(tasks: Sequence[Task], jobs: int, progress: Progress | None
         connections.append(parent)
         held.append(set())
 
+    # A worker left without a task stays idle: every structure with fits waiting is
+    # then held by a busy worker, which takes them (pending only shrinks, and a
+    # structure nobody holds is always taken), so all fits run.
     def next_task(worker: int) -> Task | None:
         ready = [k for k in pending if pending[k]]
         if not ready:
             return None
         own = [k for k in ready if k is None or k in held[worker]]
-        fresh = [k for k in ready if compiled_by[k] == 0]
+        fresh = [k for k in ready if not any(k in h for h in held)]
         crowded = [k for k in ready if len(pending[k]) >= DUPLICATE_COMPILE_MIN_TASKS]
         for choice in (own, fresh, crowded):
             if choice:
                 key = max(choice, key=lambda k: len(pending[k]))
-                if key is not None and key not in held[worker]:
+                if key is not None:
                     held[worker].add(key)
-                    compiled_by[key] += 1
                 return pending[key].popleft()
         return None
 
@@ -283,16 +277,6 @@ def _run_parallel(tasks: Sequence[Task], jobs: int, progress: Progress | None
                 task = next_task(worker)
                 if task is not None:
                     connection.send(task)
-                    busy[connection] = worker
-            if not busy and any(pending.values()):
-                # Left-over tasks of structures held only by busy-then-idle workers.
-                for worker, connection in enumerate(connections):
-                    ready = [k for k in pending if pending[k]]
-                    if not ready:
-                        break
-                    key = max(ready, key=lambda k: len(pending[k]))
-                    held[worker].add(key)
-                    connection.send(pending[key].popleft())
                     busy[connection] = worker
     finally:
         for connection in connections:

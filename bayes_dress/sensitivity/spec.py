@@ -8,13 +8,12 @@ sweep fits: each a complete set of fit settings for one or more outcomes.
 from __future__ import annotations
 
 import itertools
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bayes_dress.config import RunConfig, config_from_dict
+from bayes_dress.config import RunConfig, config_from_dict, read_toml
 from bayes_dress.data import StudyTable
 from bayes_dress.errors import SpecError, choices
 from bayes_dress.models import MODELS, POPULATION_QUANTITIES
@@ -84,15 +83,7 @@ def default_spec_path() -> Path:
 def load_sweep_spec(path: str | Path | None = None) -> SweepSpec:
     """Read and validate a sweep spec (the bundled default when ``path`` is None)."""
     path = Path(path) if path is not None else default_spec_path()
-    if not path.is_file():
-        raise SpecError(f"sweep spec '{path}' not found")
-    try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{path}: not valid TOML ({err})") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not valid UTF-8") from None
+    raw = read_toml(path, what="sweep spec")
     return sweep_spec_from_dict(raw, where=str(path), base=path.parent)
 
 
