@@ -22,7 +22,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from functools import cache
-from types import MappingProxyType
 
 import numpy as np
 from scipy import special, stats
@@ -134,8 +133,6 @@ class Model(ABC):
     sampled: tuple[str, ...]
     #: Sampled parameters with a study dimension.
     study_level: tuple[str, ...] = ()
-    #: Support of each parameter with a prior ("unit", "positive" or "real").
-    supports: Mapping[str, str] = MappingProxyType({})
 
     def coords(self, data: OutcomeData) -> dict[str, list[str]]:
         return {STUDY_DIM: list(data.studies)}
@@ -191,7 +188,6 @@ class BetaBinomial(Model):
 
     name = "beta_binomial"
     sampled = ("m", "phi")
-    supports = MappingProxyType({"m": "unit", "phi": "positive"})
 
     def build(self, data, priors, *, shared=None):
         import pymc as pm
@@ -233,7 +229,6 @@ class LogitNormal(Model):
     name = "logit_normal"
     sampled = ("mu", "tau", "z")
     study_level = ("z",)
-    supports = MappingProxyType({"mu": "real", "tau": "positive"})
 
     def build(self, data, priors, *, shared=None):
         import pymc as pm
@@ -266,7 +261,6 @@ class CommonEffect(Model):
 
     name = "common_effect"
     sampled = ("theta",)
-    supports = MappingProxyType({"theta": "unit"})
 
     def build(self, data, priors, *, shared=None):
         import pymc as pm
@@ -296,7 +290,6 @@ class Independent(Model):
     name = "independent"
     sampled = ("theta",)
     study_level = ("theta",)
-    supports = MappingProxyType({"theta": "unit"})
 
     def build(self, data, priors, *, shared=None):
         import pymc as pm

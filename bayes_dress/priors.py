@@ -112,7 +112,7 @@ FAMILIES: dict[str, Family] = {
         Family("InverseGamma", ("alpha", "beta"), "positive", "InverseGamma",
                lambda alpha, beta: stats.invgamma(alpha, scale=beta),
                _positive("alpha", "beta")),
-        Family("Pareto", ("alpha", "m"), "positive", "Pareto",
+        Family("Pareto", ("alpha", "m"), "above_m", "Pareto",
                lambda alpha, m: stats.pareto(alpha, scale=m), _check_pareto),
         # Gelman et al., BDA3 section 5.3: p(alpha, beta) ∝ (alpha + beta)^(-5/2), i.e. a
         # flat prior on m = alpha/(alpha+beta) and on phi = (alpha+beta)^(-1/2). As a prior
@@ -134,8 +134,7 @@ _NEUTRAL_ARG = 1.0
 
 def can_share(family: str, support: str | None) -> bool:
     """Whether ``family`` can join a shared graph for a parameter with ``support``."""
-    return (support in SHARED_BASES and FAMILIES[family].support == support
-            and family != "Pareto")
+    return support in SHARED_BASES and FAMILIES[family].support == support
 
 
 def _format_number(x: float) -> str:
@@ -183,7 +182,9 @@ class Prior:
         if kind == "unit":
             return (0.0, 1.0)
         if kind == "positive":
-            return (self.args.get("m", 0.0) if self.family == "Pareto" else 0.0, math.inf)
+            return (0.0, math.inf)
+        if kind == "above_m":  # Pareto: x >= m
+            return (self.args["m"], math.inf)
         return (-math.inf, math.inf)
 
     def fits_support(self, support: str) -> bool:

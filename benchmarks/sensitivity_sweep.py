@@ -25,7 +25,6 @@ model) and scales up (the naive loop takes minutes); the default times all of th
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import os
 import time
@@ -42,9 +41,8 @@ def naive_fit(task) -> None:
 
     from bayes_dress.models import get_model
 
-    plain = copy.copy(get_model(task.scenario.model))
-    plain.supports = {}  # plain PyMC distributions, as a user would write them
-    with plain.build(task.data, task.scenario.priors):
+    # No shared prior families, no padding: plain PyMC distributions, as a user writes.
+    with get_model(task.scenario.model).build(task.data, task.scenario.priors):
         pm.sample(progressbar=False)
 
 

@@ -35,6 +35,7 @@ from bayes_dress.models import get_model
 from bayes_dress.priors import can_share
 from bayes_dress.sampling import CompiledModelCache, structure_key
 from bayes_dress.sensitivity.spec import Scenario
+from bayes_dress.spec import get_model_spec
 
 #: A second worker compiles a structure another worker already has only when at least
 #: this many of its fits are still waiting: a compile costs 3-5 s, a fit 0.1-0.3 s.
@@ -108,18 +109,20 @@ def make_tasks(scenarios: Sequence[Scenario], table: StudyTable, *, base: RunCon
     # held in one graph (those that can share it; the rest get graphs of their own).
     n_slots = max((t.data.n_studies for t in tasks if t.data is not None), default=0)
     families: dict[tuple[str, str], set[str]] = defaultdict(set)
+
+    def shareable(task: Task) -> list[tuple[str, str]]:
+        parameters = get_model_spec(task.scenario.model).parameters
+        return [(name, prior.family) for name, prior in task.scenario.priors.items()
+                if can_share(prior.family, parameters[name].support)]
+
     for task in tasks:
-        model = get_model(task.scenario.model)
-        for name, prior in task.scenario.priors.items():
-            if can_share(prior.family, model.supports.get(name)):
-                families[(model.name, name)].add(prior.family)
+        for name, family in shareable(task):
+            families[(task.scenario.model, name)].add(family)
 
     def shared(task: Task) -> dict[str, tuple[str, ...]]:
-        model = get_model(task.scenario.model)
-        return {name: tuple(sorted(families[(model.name, name)]))
-                for name, prior in task.scenario.priors.items()
-                if can_share(prior.family, model.supports.get(name))
-                and len(families[(model.name, name)]) > 1}
+        together = {name: families[(task.scenario.model, name)]
+                    for name, _ in shareable(task)}
+        return {name: tuple(sorted(f)) for name, f in together.items() if len(f) > 1}
 
     return [dataclasses.replace(t, n_slots=n_slots, shared=shared(t)) for t in tasks]
 
