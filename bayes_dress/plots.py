@@ -16,10 +16,7 @@ What each plot shows, as numbers, is in :mod:`bayes_dress.plot_data`; the drawin
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import os
-import uuid
 from functools import partial
 from pathlib import Path
 
@@ -32,24 +29,22 @@ import xarray as xr
 
 from bayes_dress import plot_data as data
 from bayes_dress import plot_figures as figures
-from bayes_dress.errors import RunDirError
-from bayes_dress.outputs import atomic_directory, safe_name
+from bayes_dress.errors import RunDirError, SpecError
+from bayes_dress.labels import OUTCOME_LABELS, outcome_label
+from bayes_dress.models import get_model
+from bayes_dress.outputs import _sha256, atomic_directory, atomic_write_text, safe_name
+from bayes_dress.report import REPORT_NAME
 
 PLOTS_DIR = "plots"
 INDEX_FILE = "index.json"
 #: The outcomes of the benefit-risk plot: benefit on x, harm on y.
 BENEFIT_OUTCOME, RISK_OUTCOME = "success", "severe_ae"
-OUTCOME_LABELS = {"success": "Success (remission)", "severe_ae": "Severe adverse events"}
 PNG_DPI = 120
 #: What plotting reads from each saved fit: group -> variables.
 REQUIRED = {"posterior": ("theta", "mean_rate", "theta_new"), "observed_data": ("y",),
             "constant_data": ("n",)}
-REPORT_FILE = "report.html"
-
-
-def outcome_label(outcome: str) -> str:
-    """A readable name for an outcome (its own name if none is known)."""
-    return OUTCOME_LABELS.get(outcome, outcome)
+__all__ = ["OUTCOME_LABELS", "draw_plots", "load_fits", "outcome_label", "plot_fit",
+           "plot_run", "stale_report_note"]
 
 
 def load_fits(run_dir: str | Path) -> dict[str, xr.DataTree]:
@@ -77,7 +72,17 @@ def load_fits(run_dir: str | Path) -> dict[str, xr.DataTree]:
     order = list(trees)
     summary = run_dir / "summary.csv"
     if summary.is_file():
-        listed = pd.read_csv(summary, usecols=["outcome"])["outcome"].astype(str).unique()
+        try:
+            listed = pd.read_csv(summary, dtype={"outcome": str}, keep_default_na=False)
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError,
+                pd.errors.EmptyDataError) as err:
+            raise RunDirError(f"cannot read '{summary}' as CSV: "
+                              f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+                              ) from None
+        if "outcome" not in listed.columns:
+            raise RunDirError(f"'{summary}' has no 'outcome' column: not a summary written "
+                              "by bayes-dress")
+        listed = listed["outcome"].astype(str).unique()
         order = [o for o in listed if o in trees] + [o for o in trees if o not in listed]
     return {o: trees[o] for o in order}
 
@@ -99,6 +104,18 @@ def _check_groups(path: Path, tree: xr.DataTree) -> None:
         if missing:
             raise RunDirError(f"'{path}': group '{group}' lacks variable(s) "
                               f"{', '.join(missing)}: not a fit saved by bayes-dress")
+    name = tree.attrs.get("model")
+    try:
+        model = get_model(str(name))
+    except SpecError:  # no known model: plotting falls back to the population quantities
+        return
+    # Exact runs keep no draws of the non-centred z (it is never plotted).
+    needed = [n for n in model.sampled if not (_is_exact(tree) and n in data.NOT_SHOWN)]
+    missing = [n for n in needed if n not in tree["posterior"].data_vars]
+    if missing:
+        raise RunDirError(f"'{path}': group 'posterior' lacks variable(s) "
+                          f"{', '.join(missing)} sampled by its model {name}: not a fit "
+                          "saved by bayes-dress (refit to plot it)")
 
 
 def _save(fig, directory: Path, name: str) -> None:
@@ -261,23 +278,34 @@ def plot_fit(result, directory: str | Path) -> list[dict]:
     return draw_plots(directory, directory / PLOTS_DIR)
 
 
-def _update_manifest(run_dir: Path) -> None:
-    """Replace the plots' hashes in manifest.json; other files' hashes are kept as
-    recorded, so a redraw never vouches for files it did not write."""
-    path = run_dir / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+def _update_manifest(run_dir: Path, manifest: dict) -> None:
+    """Replace the plots' hashes in ``manifest`` (the run's manifest.json, already read
+    and checked by :func:`_read_manifest`) and write it back atomically; other files'
+    hashes are kept as recorded, so a redraw never vouches for files it did not write."""
     files = {k: v for k, v in manifest.get("files", {}).items()
              if not k.startswith(f"{PLOTS_DIR}/")}
     for plot in sorted((run_dir / PLOTS_DIR).iterdir()):
-        files[f"{PLOTS_DIR}/{plot.name}"] = hashlib.sha256(plot.read_bytes()).hexdigest()
-    manifest["files"] = dict(sorted(files.items()))
-    manifest["plots_redrawn"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    tmp = path.with_name(f".manifest.json.{uuid.uuid4().hex}.tmp")
+        files[f"{PLOTS_DIR}/{plot.name}"] = _sha256(plot)
+    manifest = {**manifest, "files": dict(sorted(files.items())),
+                "plots_redrawn": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    atomic_write_text(run_dir / "manifest.json",
+                      json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def _read_manifest(run_dir: Path) -> dict:
+    """``run_dir/manifest.json``, checked to be an object whose ``files`` (if any) is an
+    object, before anything is drawn or replaced."""
+    path = run_dir / "manifest.json"
     try:
-        tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise RunDirError(f"'{run_dir}' is not a bayes-dress run directory (no readable "
+                          "manifest.json)") from None
+    if not isinstance(manifest, dict):
+        raise RunDirError(f"'{path}': expected a JSON object, not a bayes-dress manifest")
+    if not isinstance(manifest.get("files", {}), dict):
+        raise RunDirError(f"'{path}': 'files' must be a JSON object of path -> sha256")
+    return manifest
 
 
 def stale_report_note(run_dir: str | Path) -> str | None:
@@ -285,9 +313,9 @@ def stale_report_note(run_dir: str | Path) -> str | None:
     with, not a redraw's. (It is not rewritten here: a report may carry a sensitivity
     section whose directory only the user knows.)"""
     run_dir = Path(run_dir)
-    if not (run_dir / REPORT_FILE).is_file():
+    if not (run_dir / REPORT_NAME).is_file():
         return None
-    return (f"note: {run_dir / REPORT_FILE} embeds the previous plots: rerun "
+    return (f"note: {run_dir / REPORT_NAME} embeds the previous plots: rerun "
             f"bayes-dress report {run_dir} [SENS_DIR] to update it")
 
 
@@ -319,14 +347,9 @@ def plot_run(run_dir: str | Path, *, benefit_threshold: float = 0.5,
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory '{run_dir}' does not exist or is not a directory")
-    manifest = run_dir / "manifest.json"
-    try:
-        json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise RunDirError(f"'{run_dir}' is not a bayes-dress run directory (no readable "
-                          "manifest.json)") from None
+    manifest = _read_manifest(run_dir)
     with atomic_directory(run_dir / PLOTS_DIR, overwrite=True) as tmp:
         index = draw_plots(run_dir, tmp, benefit_threshold=benefit_threshold,
                            risk_threshold=risk_threshold)
-    _update_manifest(run_dir)
+    _update_manifest(run_dir, manifest)
     return index

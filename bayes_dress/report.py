@@ -12,14 +12,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from bayes_dress.errors import ReportError
+from bayes_dress.outputs import atomic_write_text
 
 REPORT_NAME = "report.html"
 #: Files a run directory must have, with the columns the report reads from each CSV.
@@ -30,6 +29,13 @@ RUN_CSVS = {
     "data_used.csv": ("outcome", "study", "events", "total"),
 }
 RUN_JSONS = ("manifest.json", "diagnostics.json")
+#: Columns that must be numbers, per run CSV.
+RUN_NUMERIC = {"data_used.csv": ("events", "total")}
+#: Keys of a run's manifest.json that, when present, must be JSON objects.
+MANIFEST_OBJECTS = ("outcomes", "data", "config", "model", "priors", "packages", "platform",
+                    "files")
+#: Keys of a sweep's manifest.json that, when present, must be JSON objects.
+SWEEP_MANIFEST_OBJECTS = ("data", "primary_config")
 SENSITIVITY_CSVS = {
     "sensitivity.csv": ("scenario", "outcome", "quantity", "median", "q2.5", "q97.5",
                         "status"),
@@ -108,7 +114,8 @@ def _read_json(path: Path, what: str):
         raise ReportError(f"{path}: cannot read as JSON ({err})") from None
 
 
-def _read_csv(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
+def _read_csv(path: Path, columns: tuple[str, ...], what: str,
+              numeric: tuple[str, ...] = ()) -> pd.DataFrame:
     if not path.is_file():
         raise ReportError(f"'{path.parent}' is not a {what}: it has no {path.name}")
     try:
@@ -121,6 +128,11 @@ def _read_csv(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ReportError(f"{path}: missing column(s) {', '.join(missing)}")
+    for column in numeric:
+        try:
+            frame[column] = pd.to_numeric(frame[column], errors="raise")
+        except (ValueError, TypeError):
+            raise ReportError(f"{path}: column '{column}' must hold numbers") from None
     for column in text:
         frame[column] = frame[column].fillna("")
     return frame
@@ -131,11 +143,14 @@ def _image_uri(directory: Path, relative: object) -> str | None:
     missing, outside the directory or not a PNG/SVG image."""
     if not isinstance(relative, str) or not relative:
         return None
-    root = directory.resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
-        return None  # an index must not pull in files from elsewhere
-    data = path.read_bytes()
+    try:
+        root = directory.resolve()
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            return None  # an index must not pull in files from elsewhere
+        data = path.read_bytes()
+    except (OSError, ValueError):  # e.g. a NUL byte in the path, or an unreadable file
+        return None
     if data.startswith(PNG_MAGIC):
         mime = "image/png"
     elif path.suffix.lower() == ".svg" and b"<svg" in data[:4096]:
@@ -182,6 +197,33 @@ def load_plots(directory: Path) -> Plots:
     return plots
 
 
+def _check_objects(path: Path, payload: dict, keys: tuple[str, ...],
+                   inside: str | None = None) -> None:
+    """Each of ``keys`` in ``payload`` (or in its object ``inside``), when present and not
+    null, is a JSON object."""
+    where = payload.get(inside) or {} if inside else payload
+    for key in keys:
+        value = where.get(key)
+        if value is not None and not isinstance(value, dict):
+            name = f"{inside}.{key}" if inside else key
+            raise ReportError(f"{path}: '{name}' must be a JSON object, not "
+                              f"{type(value).__name__}")
+
+
+def _check_diagnostics(path: Path, diagnostics: dict) -> None:
+    """diagnostics.json's ``outcomes``: an object of objects whose ``checks`` are lists
+    of objects."""
+    _check_objects(path, diagnostics, ("outcomes",))
+    for outcome, entry in (diagnostics.get("outcomes") or {}).items():
+        if not isinstance(entry, dict):
+            raise ReportError(f"{path}: outcomes.{outcome} must be a JSON object")
+        checks = entry.get("checks") or []
+        if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
+            raise ReportError(f"{path}: outcomes.{outcome}.checks must be a JSON list of "
+                              "objects")
+        _check_objects(path, entry, ("exact_engine",))
+
+
 def load_run(run_dir: str | Path) -> RunFiles:
     """Read and check the files of a run directory written by ``bayes-dress fit``."""
     path = _directory(run_dir, "run directory")
@@ -190,7 +232,20 @@ def load_run(run_dir: str | Path) -> RunFiles:
     for name, payload in jsons.items():
         if not isinstance(payload, dict):
             raise ReportError(f"{path / name}: expected a JSON object")
-    csvs = {name: _read_csv(path / name, columns, what) for name, columns in RUN_CSVS.items()}
+    manifest, diagnostics = jsons["manifest.json"], jsons["diagnostics.json"]
+    _check_objects(path / "manifest.json", manifest, MANIFEST_OBJECTS)
+    _check_objects(path / "manifest.json", manifest, ("sampler",), inside="config")
+    outcomes = manifest.get("outcomes") or {}
+    for outcome, meta in outcomes.items():
+        if meta is not None and not isinstance(meta, dict):
+            raise ReportError(f"{path / 'manifest.json'}: outcomes.{outcome} must be a JSON "
+                              "object")
+        if isinstance(meta, dict) and not isinstance(meta.get("notes") or [], list):
+            raise ReportError(f"{path / 'manifest.json'}: outcomes.{outcome}.notes must be a "
+                              "JSON list")
+    _check_diagnostics(path / "diagnostics.json", diagnostics)
+    csvs = {name: _read_csv(path / name, columns, what, RUN_NUMERIC.get(name, ()))
+            for name, columns in RUN_CSVS.items()}
     return RunFiles(path, jsons["manifest.json"], jsons["diagnostics.json"],
                     csvs["summary.csv"], csvs["probabilities.csv"], csvs["data_used.csv"],
                     load_plots(path))
@@ -208,6 +263,10 @@ def load_sensitivity(sensitivity_dir: str | Path) -> SensitivityFiles:
             psense = _read_csv(path / name, columns, what)
     manifest = _read_json(path / "manifest.json", what) if (path / "manifest.json").exists() \
         else None
+    if manifest is not None:
+        if not isinstance(manifest, dict):
+            raise ReportError(f"{path / 'manifest.json'}: expected a JSON object")
+        _check_objects(path / "manifest.json", manifest, SWEEP_MANIFEST_OBJECTS)
     return SensitivityFiles(path, csvs["sensitivity.csv"], csvs["robustness.csv"], psense,
                             manifest, load_plots(path))
 
@@ -257,12 +316,8 @@ def write_report(run_dir: str | Path, sensitivity_dir: str | Path | None = None,
     """
     html = render_report(run_dir, sensitivity_dir, title=title, date=date)
     out = Path(run_dir) / REPORT_NAME
-    tmp = out.with_name(f".{REPORT_NAME}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, out)
+        atomic_write_text(out, html)
     except OSError as err:
-        raise ReportError(f"cannot write '{out}': {err.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+        raise ReportError(f"cannot write '{out}': {err.strerror or err}") from None
     return out

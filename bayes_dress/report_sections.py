@@ -20,13 +20,11 @@ import pandas as pd
 
 from bayes_dress.errors import SpecError
 from bayes_dress.headline import LABELS
+from bayes_dress.labels import OUTCOME_LABELS
 from bayes_dress.report import Plots, RunFiles, SensitivityFiles
 from bayes_dress.resources import bundled_path
 from bayes_dress.spec import get_model_spec
 
-OUTCOME_LABELS = {"success": "Success (remission)", "severe_ae": "Severe adverse events",
-                  "death": "Death", "ivig_reaction": "Reaction to IVIG",
-                  "rescue_steroids": "Rescue corticosteroids"}
 HEADLINE = ("mean_rate", "sd_rates", "theta_new")
 QUANTITY_LABELS = {**LABELS, "theta": "study rate θ", "m": "mean rate m",
                    "mu": "mean logit μ"}
@@ -131,7 +129,7 @@ def bullets(items: Iterable[object]) -> Markup:
 
 def outcome_name(outcome: str) -> str:
     """A readable name for an outcome, as plain text (its own name if none is known);
-    the same labels as :func:`bayes_dress.plots.outcome_label`."""
+    the same labels as the plots (:mod:`bayes_dress.labels`)."""
     return OUTCOME_LABELS.get(outcome, outcome)
 
 

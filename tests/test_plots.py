@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from conftest import FAST
 from scipy import stats
 
-from bayes_dress import RunConfig, plots, run_fit, write_run
+from bayes_dress import RunConfig, outputs, plots, run_fit, write_run
 from bayes_dress import plot_data as data
 from bayes_dress.cli import main
 
@@ -296,6 +296,61 @@ def test_plot_command_fit_without_a_group_is_one_line(nuts_run, tmp_path, drop, 
     assert "Traceback" not in result.output + result.stderr
 
 
+def _one_line_error(result, *expected):
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output + result.stderr
+    for text in expected:
+        assert text in result.stderr
+
+
+def _snapshot(run):
+    return {p.relative_to(run).as_posix(): p.read_bytes() for p in run.rglob("*")
+            if p.is_file()}
+
+
+@pytest.mark.parametrize(("manifest", "expected"), [
+    ("[]", "expected a JSON object"),
+    ('{"files": []}', "'files' must be a JSON object"),
+    ('{"files": "x"}', "'files' must be a JSON object"),
+])
+def test_plot_command_bad_manifest_changes_nothing(nuts_run, tmp_path, manifest, expected):
+    run = tmp_path / "run"
+    shutil.copytree(nuts_run, run)
+    (run / "manifest.json").write_text(manifest)
+    before = _snapshot(run)
+    _one_line_error(CliRunner().invoke(main, ["plot", str(run)]), expected, "manifest.json")
+    assert _snapshot(run) == before
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize(("summary", "expected"), [
+    ("parameter,mean\nm,0.5\n", "no 'outcome' column"),
+    ("", "cannot read"),
+])
+def test_plot_command_bad_summary_is_one_line(nuts_run, tmp_path, summary, expected):
+    run = tmp_path / "run"
+    shutil.copytree(nuts_run, run)
+    (run / "summary.csv").write_text(summary)
+    before = _snapshot(run)
+    _one_line_error(CliRunner().invoke(main, ["plot", str(run)]), expected, "summary.csv")
+    assert _snapshot(run) == before
+
+
+def test_plot_command_fit_without_a_sampled_variable_is_one_line(nuts_run, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(nuts_run / "manifest.json", run)
+    model = xr.load_datatree(nuts_run / "posterior-success.nc").attrs["model"]
+    sampled = plots.get_model(model).sampled
+    _save_groups(nuts_run / "posterior-success.nc", run / "posterior-success.nc",
+                 drop_var=("posterior", sampled[-1]))
+    with pytest.raises(plots.RunDirError, match="sampled by its model"):
+        plots.load_fits(run)
+    _one_line_error(CliRunner().invoke(main, ["plot", str(run)]),
+                    f"lacks variable(s) {sampled[-1]}", "posterior-success.nc")
+
+
 def test_plot_command_unreadable_fit_is_one_clean_line(nuts_run, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -313,15 +368,16 @@ def test_manifest_update_uses_a_unique_temp_file(nuts_run, tmp_path, monkeypatch
     # A stale file at the old fixed temp name is neither used nor clobbered.
     (run / ".manifest.json.tmp").write_text("someone else's")
     replaced = []
-    real_replace = plots.os.replace
+    real_replace = outputs.os.replace
 
     def spy(src, dst):
         replaced.append((Path(src).name, Path(dst).name))
         return real_replace(src, dst)
 
-    monkeypatch.setattr(plots.os, "replace", spy)
-    plots._update_manifest(run)
-    plots._update_manifest(run)
+    monkeypatch.setattr(outputs.os, "replace", spy)
+    manifest = json.loads((run / "manifest.json").read_text())
+    plots._update_manifest(run, manifest)
+    plots._update_manifest(run, manifest)
     (first, target1), (second, target2) = replaced
     assert target1 == target2 == "manifest.json"
     assert first != second and first.startswith(".manifest.json.")

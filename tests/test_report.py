@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from bayes_dress import RunConfig, run_fit, write_run
+from bayes_dress import RunConfig, outputs, run_fit, write_run
 from bayes_dress.cli import main
 from bayes_dress.errors import ReportError
 from bayes_dress.report import REPORT_NAME, render_report, write_report
@@ -379,12 +379,22 @@ def test_reproducibility_has_manifest_table_and_raw_json(run_dir):
     assert f"<td>{manifest['seed']}</td>" in repro
 
 
-def test_write_report_is_atomic_and_changes_nothing_else(run_copy):
+def test_write_report_is_atomic_and_changes_nothing_else(run_copy, monkeypatch):
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_copy.rglob("*")
               if p.is_file()}
     out = write_report(run_copy)
     assert out == run_copy / REPORT_NAME and out.read_text().startswith("<!DOCTYPE html>")
     out.write_text("old")
+
+    def fail(src, dst):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:  # the move into place fails: old report intact
+        patch.setattr(outputs.os, "replace", fail)
+        with pytest.raises(ReportError, match=r"cannot write .*No space left"):
+            write_report(run_copy)
+    assert out.read_text() == "old"
+    assert not [p for p in run_copy.iterdir() if p.name.startswith(".")]
     write_report(run_copy)
     assert out.read_text() != "old"
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_copy.rglob("*")
@@ -408,18 +418,76 @@ def cli(*args):
     return CliRunner().invoke(main, list(args))
 
 
-def test_cli_report_and_one_line_errors(run_copy, sweep_dir, tmp_path):
+def test_cli_report_and_one_line_errors(run_dir, run_copy, sweep_dir, tmp_path):
     done = cli("report", str(run_copy), str(sweep_dir))
     assert done.exit_code == 0 and f"{run_copy / REPORT_NAME}" in done.output
     (run_copy / "manifest.json").write_text("{not json")
     (tmp_path / "file").write_text("")
     (tmp_path / "empty").mkdir()
     for args in ([str(tmp_path / "nope")], [str(tmp_path / "file")], [str(run_copy)],
-                 [str(tmp_path / "empty")], [str(tmp_path / "empty"), str(tmp_path)]):
+                 [str(tmp_path / "empty")], [str(run_dir), str(tmp_path / "empty")]):
         result = cli("report", *args)
         assert result.exit_code == 2, args
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
         assert "Traceback" not in result.output
+    assert "not a sensitivity directory" in result.stderr  # the run dir was fine
+    assert not (run_dir / REPORT_NAME).exists()
+
+
+def one_line_error(result, *expected):
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output + result.stderr
+    for text in expected:
+        assert text in result.stderr
+
+
+def edit_json(path: Path, change) -> None:
+    payload = json.loads(path.read_text())
+    path.write_text(json.dumps(change(payload)))
+
+
+@pytest.mark.parametrize(("name", "change", "expected"), [
+    ("manifest.json", lambda m: {**m, "outcomes": list(m["outcomes"])}, "'outcomes'"),
+    ("manifest.json", lambda m: {**m, "data": "outcomes.csv"}, "'data'"),
+    ("manifest.json", lambda m: {**m, "config": [1]}, "'config'"),
+    ("manifest.json", lambda m: {**m, "outcomes": {"success": 3}}, "outcomes.success"),
+    ("diagnostics.json", lambda d: {**d, "outcomes": list(d["outcomes"])}, "'outcomes'"),
+    ("diagnostics.json", lambda d: {**d, "outcomes": {"success": {"checks": "ok"}}},
+     "checks"),
+])
+def test_cli_report_wrong_shaped_json_is_one_line(run_copy, name, change, expected):
+    edit_json(run_copy / name, change)
+    one_line_error(cli("report", str(run_copy)), name, expected)
+    assert not (run_copy / REPORT_NAME).exists()
+
+
+def test_cli_report_sweep_manifest_not_an_object(run_copy, sweep_copy):
+    (sweep_copy / "manifest.json").write_text("[]")
+    one_line_error(cli("report", str(run_copy), str(sweep_copy)), "manifest.json",
+                   "expected a JSON object")
+    (sweep_copy / "manifest.json").write_text('{"data": "x"}')
+    one_line_error(cli("report", str(run_copy), str(sweep_copy)), "'data'")
+
+
+@pytest.mark.parametrize("column", ["events", "total"])
+def test_cli_report_non_numeric_counts_is_one_line(run_copy, column):
+    frame = read_text_csv(run_copy / "data_used.csv")
+    frame.loc[0, column] = "twelve"
+    frame.to_csv(run_copy / "data_used.csv", index=False)
+    one_line_error(cli("report", str(run_copy)), "data_used.csv", f"'{column}'")
+
+
+def test_cli_report_skips_a_plot_with_an_invalid_path(run_copy):
+    tiny_png(run_copy / "plots" / "ok.png")
+    (run_copy / "plots" / "index.json").write_text(json.dumps([
+        {"name": "ok", "title": "OK", "png": "plots/ok.png"},
+        {"name": "nul", "title": "NUL", "png": "plots/a\u0000b.png", "svg": "x\u0000.svg"}]))
+    result = cli("report", str(run_copy))
+    assert result.exit_code == 0, result.output
+    plots = section((run_copy / REPORT_NAME).read_text(), "plots")
+    assert plots.count("<img ") == 1
+    assert "plot &#x27;nul&#x27; could not be embedded" in plots
 
 
 def test_fit_with_report_flag(tmp_path):

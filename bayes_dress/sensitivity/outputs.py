@@ -9,6 +9,7 @@ import platform
 import sys
 from pathlib import Path
 
+from bayes_dress.labels import outcome_label
 from bayes_dress.outputs import (
     _json,
     _sha256,
@@ -16,7 +17,6 @@ from bayes_dress.outputs import (
     package_versions,
     safe_name,
 )
-from bayes_dress.plots import outcome_label
 from bayes_dress.sensitivity.plot import plot_sensitivity_forest
 from bayes_dress.sensitivity.sweep import SweepResult
 

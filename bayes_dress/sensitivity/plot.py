@@ -43,7 +43,7 @@ def plot_sensitivity_forest(table: pd.DataFrame, outcome: str, directory: Path, 
     ``thresholds`` (quantity -> rates) draws the headline thresholds as dotted lines, so
     the scenarios whose interval or median moves across one can be seen.
     """
-    from bayes_dress.plots import outcome_label
+    from bayes_dress.labels import outcome_label
 
     data = sensitivity_forest_data(table, outcome)
     n = len(data)
