@@ -4,7 +4,8 @@ For each reported quantity with an exact counterpart, the NUTS estimate of its m
 of its 2.5%, 50% and 97.5% quantiles is compared with the exact value:
 
 * the mean: (NUTS - exact) / sqrt(MCSE^2 + GRID_TOLERANCE^2), with the Monte Carlo
-  standard error of arviz-stats and the exact engine's own numerical tolerance;
+  standard error of arviz-stats (computed by :mod:`bayes_dress.mcmc_stats`) and the
+  exact engine's own numerical tolerance;
 * a quantile q_p: on the probability scale, (F(q_p) - p) / sqrt(p (1 - p) / ESS_p +
   t^2), where F is the exact CDF, ESS_p the effective sample size of the indicator
   draw <= q_p, and t the exact engine's tolerance GRID_TOLERANCE carried to the
@@ -23,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
-from arviz_stats.base import array_stats
 
+from bayes_dress import mcmc_stats
 from bayes_dress.diagnostics import Check
 from bayes_dress.exact import GRID_TOLERANCE, ExactFit
 from bayes_dress.models import STUDY_DIM
@@ -56,17 +57,15 @@ def compare_with_exact(tree: xr.DataTree, exact: ExactFit, *, outcome: str) -> p
         return pd.DataFrame(columns=COLUMNS)
     draws = np.stack([m[2] for m in matched], axis=-1)
     flat = draws.reshape(-1, draws.shape[-1])
-    # One arviz-stats array call per statistic, for every quantity at once.
-    nuts, mcse = {}, {}
-    nuts["mean"] = flat.mean(axis=0)
-    mcse["mean"] = array_stats.mcse(draws, chain_axis=0, draw_axis=1, method="mean")
-    for statistic, prob in STATISTICS[1:]:
-        nuts[statistic] = np.quantile(flat, prob, axis=0)
-        mcse[statistic] = array_stats.mcse(draws, chain_axis=0, draw_axis=1,
-                                           method="quantile", prob=prob)
-    ess_at = {statistic: array_stats.ess(draws, chain_axis=0, draw_axis=1,
-                                         method="quantile", prob=prob)
-              for statistic, prob in STATISTICS[1:]}
+    # Every quantity at once. The quantile ESS is computed once and serves both the
+    # value-scale MCSE and the probability-scale z.
+    probs = [prob for _, prob in STATISTICS[1:]]
+    q = np.quantile(flat, probs, axis=0)
+    ess_q = mcmc_stats.ess_quantile(draws, probs)
+    mcse_q = mcmc_stats.mcse_quantile(draws, probs, ess=ess_q)
+    nuts, mcse, ess_at = {"mean": flat.mean(axis=0)}, {"mean": mcmc_stats.mcse_mean(draws)}, {}
+    for i, (statistic, _) in enumerate(STATISTICS[1:]):
+        nuts[statistic], mcse[statistic], ess_at[statistic] = q[i], mcse_q[i], ess_q[i]
     rows = []
     for k, (name, study, _, marginal) in enumerate(matched):
         for statistic, prob in STATISTICS:

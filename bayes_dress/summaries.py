@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 from arviz_stats.base import array_stats
 
+from bayes_dress import mcmc_stats
 from bayes_dress.models import POPULATION_QUANTITIES, STUDY_DIM
 
 SAMPLE_DIMS = ("chain", "draw")
@@ -81,15 +82,12 @@ def summarize(tree: xr.DataTree, *, outcome: str) -> pd.DataFrame:
     names = reported_variables(posterior)
     prior = tree["prior"].to_dataset() if "prior" in tree.children else None
     labels, draws = _columns(posterior, names)
-    # arviz-stats' array functions, on all quantities at once: the same estimators as
-    # azs.ess / rhat / mcse / hdi on a Dataset, without per-variable xarray overhead.
-    # Constant quantities (a common-effect model's zero SD of rates) have no R-hat.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ess_bulk = array_stats.ess(draws, chain_axis=0, draw_axis=1, method="bulk")
-        ess_tail = array_stats.ess(draws, chain_axis=0, draw_axis=1, method="tail",
-                                   prob=TAIL_PROB)
-        rhat = array_stats.rhat(draws, chain_axis=0, draw_axis=1)
-        mcse = array_stats.mcse(draws, chain_axis=0, draw_axis=1, method="mean")
+    # arviz-stats' ESS, R-hat and MCSE estimators, on all quantities at once
+    # (mcmc_stats). Constant quantities (a common-effect model's zero SD of rates)
+    # have no R-hat (NaN).
+    ess_bulk, rhat = mcmc_stats.ess_bulk_and_rhat(draws)
+    ess_tail = mcmc_stats.ess_tail(draws, TAIL_PROB)
+    mcse = mcmc_stats.mcse_mean(draws)
     flat = draws.reshape(-1, draws.shape[-1])
     hdi = array_stats.hdi(flat, 0.95, axis=0)
     q = np.quantile(flat, [0.025, 0.5, 0.975], axis=0)
@@ -140,8 +138,7 @@ def tail_probabilities(tree: xr.DataTree, *, outcome: str,
     indicators = np.stack([(posterior[name].values > t).astype(float) for name, t in pairs],
                           axis=-1)
     p = indicators.mean(axis=(0, 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ess = array_stats.ess(indicators, chain_axis=0, draw_axis=1, method="bulk")
+    ess = mcmc_stats.ess_bulk_indicator(indicators)
     mcse = np.where((p > 0) & (p < 1), np.sqrt(p * (1.0 - p) / ess), 0.0)
     rows = [{"outcome": outcome, "quantity": name, "threshold": t, "probability": p[k],
              "mcse": mcse[k]} for k, (name, t) in enumerate(pairs)]
