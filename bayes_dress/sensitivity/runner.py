@@ -37,9 +37,11 @@ from bayes_dress.sampling import CompiledModelCache, structure_key
 from bayes_dress.sensitivity.spec import Scenario
 from bayes_dress.spec import get_model_spec
 
-#: A second worker compiles a structure another worker already has only when at least
-#: this many of its fits are still waiting: a compile costs 3-5 s, a fit 0.1-0.3 s.
-DUPLICATE_COMPILE_MIN_TASKS = 30
+#: A worker with nothing of its own left compiles a structure another worker holds
+#: when at least this many of its fits are still waiting. By then the other worker has
+#: put it in the disk cache (bayes_dress.compiled), so this compile is a load of about
+#: 1 s, two to four fits' time, while an idle worker would leave a core unused.
+DUPLICATE_COMPILE_MIN_TASKS = 4
 
 
 @dataclass(frozen=True)
