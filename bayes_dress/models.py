@@ -39,9 +39,10 @@ POPULATION_QUANTITIES = ("mean_rate", "theta_new", "sd_rates")
 Z_HALF_WIDTH = 9.0
 #: (largest tau, trapezoid step in z). The trapezoid rule on an analytic integrand has
 #: error ~ exp(-2 pi^2 / (tau h)) (invlogit has poles at imaginary distance pi / tau in
-#: z), so tau h <= 0.5 keeps it below 1e-17. Above the last bucket the split rule of
-#: _large_tau_moments is used.
-_TRAPEZOID_BUCKETS = ((2.0, 0.25), (8.0, 1 / 16))
+#: z), so tau h <= 0.5 keeps it below 1e-17; the normal density's own term,
+#: exp(-2 pi^2 / h^2), is 4e-35 at h = 0.5, so no step is coarser than that. Above the
+#: last bucket the split rule of _large_tau_moments is used.
+_TRAPEZOID_BUCKETS = ((1.0, 0.5), (2.0, 0.25), (8.0, 1 / 16))
 
 Draws = Mapping[str, np.ndarray]
 #: Parameter -> the prior families one compiled graph holds for it.
