@@ -500,12 +500,15 @@ def _beta_mixture(weights, alpha, beta, *, cell) -> Marginal:
         # Beta density on the logit scale, x^a (1 - x)^b / B(a, b), summed over components,
         # a block of points at a time: the (components x points) temporaries then stay
         # in cache (whole, they run to hundreds of MB for a single study's wide mixture).
-        a, b, c = alpha[keep, None], beta[keep, None], log_norm[keep, None]
-        log_x, log_1mx = special.log_expit(eta), special.log_expit(-eta)
+        # The exponents a log x + b log(1 - x) - log B are one (components x 3) @ (3 x
+        # points) product: a third of the time of three broadcast passes.
+        coefficients = np.stack([alpha[keep], beta[keep], -log_norm[keep]], axis=1)
+        logs = np.stack([special.log_expit(eta), special.log_expit(-eta),
+                         np.ones(eta.shape)])
         out = np.empty(eta.shape)
         for start in range(0, eta.size, MIXTURE_BLOCK):
-            block = slice(start, start + MIXTURE_BLOCK)
-            out[block] = w @ np.exp(a * log_x[block] + b * log_1mx[block] - c)
+            exponent = coefficients @ logs[:, start:start + MIXTURE_BLOCK]
+            out[start:start + MIXTURE_BLOCK] = w @ np.exp(exponent, out=exponent)
         return out
 
     def tail_cdf(eta0):
