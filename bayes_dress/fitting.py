@@ -274,7 +274,7 @@ def fit_outcome(data: OutcomeData, *, model: str | Model, priors: Mapping[str, P
     checks = check_fit(tree, summary, outcome=data.outcome)
     comparison = None
     if exact is not None:
-        comparison = compare_with_exact(tree, exact, outcome=data.outcome)
+        comparison = compare_with_exact(tree, exact, summary, outcome=data.outcome)
         checks.append(agreement_check(comparison, outcome=data.outcome))
     return OutcomeFit(
         outcome=data.outcome, model=model.name, data=data, priors=dict(priors), tree=tree,

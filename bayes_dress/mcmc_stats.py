@@ -195,7 +195,6 @@ def _ess_block(x: np.ndarray) -> np.ndarray:
     return ess
 
 
-@_quiet
 def ess_bulk(draws: np.ndarray) -> np.ndarray:
     """Bulk effective sample size: ESS of the rank-normalised split chains.
 
@@ -208,48 +207,11 @@ def ess_bulk(draws: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray
         Shape (k,); as ``array_stats.ess(draws, chain_axis=0, draw_axis=1,
-        method="bulk")``. Ties share their average rank, so a column of 0/1 indicators
-        gets the ESS of the indicator, and a constant column the number of draws.
+        method="bulk")``. Ties share their average rank, so a constant column gets the
+        number of draws. For 0/1 indicators the rank scores are a shifted, scaled copy
+        of the indicator, so :func:`ess_mean` gives the same value without sorting.
     """
-    x = _by_column(draws)
-    invalid = _invalid(x, 1)
-    if invalid.all():
-        return np.full(x.shape[0], np.nan)
-    return _masked(_ess(_z_scale(_split(x))), invalid)
-
-
-@_quiet
-def ess_bulk_indicator(indicators: np.ndarray) -> np.ndarray:
-    """:func:`ess_bulk` of 0/1 indicator columns, without sorting.
-
-    arviz-stats rank-normalises indicators like any draws, ties sharing their average
-    rank: with n0 zeros among the split chains' draws, every 0 gets rank (n0 + 1) / 2
-    and every 1 rank n0 + (n1 + 1) / 2: the normal scores arviz-stats gets from its
-    sort, to the last bit, from two counts.
-
-    Parameters
-    ----------
-    indicators : numpy.ndarray
-        Shape (chain, draw, k), every value 0 or 1 (or NaN, which gives NaN).
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (k,); as ``array_stats.ess(indicators, chain_axis=0, draw_axis=1,
-        method="bulk")``.
-    """
-    x = _by_column(indicators)
-    if not ((x == 0) | (x == 1) | np.isnan(x)).all():
-        raise ValueError("indicators must be 0 or 1")
-    invalid = _invalid(x, 1)
-    if invalid.all():
-        return np.full(x.shape[0], np.nan)
-    split = _split(x)
-    size = split[0].size
-    zeros = size - split.sum(axis=(1, 2))  # a whole number: the sum is exact
-    rank = np.stack([(zeros + 1) / 2, zeros + (size - zeros + 1) / 2])
-    score = special.ndtri((rank - _BLOM) / (size - 2 * _BLOM + 1))[:, :, None, None]
-    return _masked(_ess(np.where(split == 1, score[1], score[0])), invalid)
+    return ess_bulk_and_rhat(draws)[0]
 
 
 @_quiet
@@ -329,7 +291,6 @@ def ess_mean(draws: np.ndarray) -> np.ndarray:
     return _masked(_ess(_split(x)), invalid)
 
 
-@_quiet
 def rhat(draws: np.ndarray) -> np.ndarray:
     """Rank-normalised split R-hat: the larger of the bulk and the folded (tail) R-hat.
 
@@ -344,12 +305,7 @@ def rhat(draws: np.ndarray) -> np.ndarray:
         Shape (k,); as ``array_stats.rhat(draws, chain_axis=0, draw_axis=1)``. NaN for a
         constant column (no variance within chains) and for a single chain.
     """
-    x = _by_column(draws)
-    invalid = _invalid(x, 2)
-    if invalid.all():
-        return np.full(x.shape[0], np.nan)
-    split = _split(x)
-    return _masked(_rank_rhat(split, _z_scale(split)), invalid)
+    return ess_bulk_and_rhat(draws)[1]
 
 
 @_quiet

@@ -138,7 +138,9 @@ def tail_probabilities(tree: xr.DataTree, *, outcome: str,
     indicators = np.stack([(posterior[name].values > t).astype(float) for name, t in pairs],
                           axis=-1)
     p = indicators.mean(axis=(0, 1))
-    ess = mcmc_stats.ess_bulk_indicator(indicators)
+    # The bulk ESS of an indicator is its ESS for the mean: its rank scores take two
+    # values, a shifted and scaled copy of the indicator.
+    ess = mcmc_stats.ess_mean(indicators)
     mcse = np.where((p > 0) & (p < 1), np.sqrt(p * (1.0 - p) / ess), 0.0)
     rows = [{"outcome": outcome, "quantity": name, "threshold": t, "probability": p[k],
              "mcse": mcse[k]} for k, (name, t) in enumerate(pairs)]

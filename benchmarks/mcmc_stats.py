@@ -64,12 +64,11 @@ def new(x: np.ndarray) -> dict[str, np.ndarray]:
     ess_bulk, rhat = mcmc_stats.ess_bulk_and_rhat(x)  # summarize
     out = {"ess_bulk": ess_bulk, "ess_tail": mcmc_stats.ess_tail(x, TAIL_PROB), "rhat": rhat,
            "mcse_mean": mcmc_stats.mcse_mean(x)}
-    mcmc_stats.mcse_mean(x)  # compare_with_exact
-    ess = mcmc_stats.ess_quantile(x, PROBS)
+    ess = mcmc_stats.ess_quantile(x, PROBS)  # compare_with_exact (the mean from summarize)
     mcse = mcmc_stats.mcse_quantile(x, PROBS, ess=ess)
     for i, p in enumerate(PROBS):
         out[f"mcse_q{p}"], out[f"ess_q{p}"] = mcse[i], ess[i]
-    out["ess_indicators"] = mcmc_stats.ess_bulk_indicator(indicators(x))  # tail_probabilities
+    out["ess_indicators"] = mcmc_stats.ess_mean(indicators(x))  # tail_probabilities
     return out
 
 

@@ -112,7 +112,9 @@ def test_every_estimator_matches_arviz_stats(chains, draws):
 
 
 @pytest.mark.parametrize(("chains", "draws"), [(4, 2000), (4, 1001), (1, 500), (2, 3)])
-def test_indicator_ess_without_sorting_matches_arviz_stats(chains, draws):
+def test_indicator_bulk_ess_is_its_mean_ess(chains, draws):
+    """tail_probabilities takes the bulk ESS of indicators as ess_mean: their rank scores
+    are a shifted, scaled copy of the indicator, and ESS ignores shift and scale."""
     x = _draw_set(chains, draws, seed=chains + draws)
     # Every column above a low, a middle and an impossible threshold: rare, common and
     # constant indicators, from mixed, autocorrelated, tied and stuck draws.
@@ -120,16 +122,9 @@ def test_indicator_ess_without_sorting_matches_arviz_stats(chains, draws):
                                 axis=-1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        actual = mcmc_stats.ess_bulk_indicator(indicators)
+        actual = mcmc_stats.ess_mean(indicators)
     expected = _arviz(indicators)["ess_bulk"]
     np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=0, equal_nan=True)
-    np.testing.assert_allclose(actual, mcmc_stats.ess_bulk(indicators), rtol=RTOL,
-                               equal_nan=True)
-
-
-def test_indicator_ess_refuses_other_values():
-    with pytest.raises(ValueError, match="0 or 1"):
-        mcmc_stats.ess_bulk_indicator(np.full((2, 10, 1), 0.5))
 
 
 def test_corner_cases_are_arviz_stats_answers():
@@ -193,16 +188,44 @@ def _draws(tree: xr.DataTree, parameter: str, study: str = "") -> np.ndarray:
     return (da.sel(study=study) if study else da).values[:, :, None]
 
 
+def _hdi(values: np.ndarray, prob: float = 0.95) -> tuple[float, float]:
+    """The shortest interval holding floor(prob n) + 1 of the sorted draws."""
+    ordered = np.sort(values.ravel())
+    inside = int(np.floor(prob * ordered.size))
+    widths = ordered[inside:] - ordered[:ordered.size - inside]
+    start = int(np.argmin(widths))
+    return ordered[start], ordered[start + inside]
+
+
 def test_summary_table_is_the_arviz_stats_table():
+    """Every column rebuilt independently: NumPy for the moments, quantiles and HDI, the
+    prior columns from the prior draws, arviz-stats for the Monte Carlo diagnostics."""
     tree = _tree()
     table = summarize(tree, outcome="success")
-    expected = table.copy()
-    for i, row in table.iterrows():
+    rows = []
+    for _, row in table.iterrows():
         draws = _draws(tree, row["parameter"], row["study"])
+        values = draws.ravel()
         reference = _arviz(draws)
-        expected.loc[i, ["mcse_mean", "ess_bulk", "ess_tail", "r_hat"]] = [
-            reference["mcse_mean"][0], reference["ess_bulk"][0], reference["ess_tail"][0],
-            reference["rhat"][0]]
+        q = np.quantile(values, [0.025, 0.5, 0.975])
+        expected = {"outcome": "success", "parameter": row["parameter"],
+                    "study": row["study"], "mean": values.mean(),
+                    "sd": values.std(ddof=1), "q2.5": q[0], "median": q[1], "q97.5": q[2],
+                    "mcse_mean": reference["mcse_mean"][0],
+                    "ess_bulk": reference["ess_bulk"][0],
+                    "ess_tail": reference["ess_tail"][0], "r_hat": reference["rhat"][0]}
+        expected["hdi95_lower"], expected["hdi95_upper"] = _hdi(values)
+        if row["parameter"] in tree["prior"]:
+            prior = tree["prior"][row["parameter"]].values.ravel()
+            mass = np.mean((prior >= q[0]) & (prior <= q[2]))
+            expected.update({"prior_q2.5": np.quantile(prior, 0.025),
+                             "prior_q97.5": np.quantile(prior, 0.975),
+                             "prior_mass_in_ci95": mass, "prior_dominated": mass >= 0.75})
+        else:
+            expected.update({"prior_q2.5": np.nan, "prior_q97.5": np.nan,
+                             "prior_mass_in_ci95": np.nan, "prior_dominated": pd.NA})
+        rows.append(expected)
+    expected = pd.DataFrame(rows, columns=table.columns)
     assert len(table) == 4 + len(STUDIES)
     assert np.isnan(table.loc[table["parameter"] == "sd_rates", "r_hat"]).all()
     pd.testing.assert_frame_equal(table, expected, check_exact=False, rtol=RTOL)
@@ -217,7 +240,8 @@ def test_tail_probability_table_is_the_arviz_stats_table():
         indicator = (_draws(tree, row["quantity"]) > row["threshold"]).astype(float)
         p = indicator.mean()
         ess = array_stats.ess(indicator, method="bulk", **AXES)[0]
-        expected.loc[i, "mcse"] = np.sqrt(p * (1 - p) / ess) if 0 < p < 1 else 0.0
+        expected.loc[i, ["probability", "mcse"]] = [
+            p, np.sqrt(p * (1 - p) / ess) if 0 < p < 1 else 0.0]
     assert (table["mcse"] == 0).sum() == 2
     pd.testing.assert_frame_equal(table, expected, check_exact=False, rtol=RTOL)
 
@@ -230,7 +254,8 @@ def test_exact_comparison_table_is_the_arviz_stats_table():
                                  "theta_new": norm(stats.norm(0.3, 0.11)),
                                  "sd_rates": Marginal.point(0.0)},
                      studies={s: norm(stats.norm(0.2, 0.05 / 3)) for s in STUDIES})
-    table = compare_with_exact(tree, exact, outcome="success")
+    table = compare_with_exact(tree, exact, summarize(tree, outcome="success"),
+                               outcome="success")
     rows = []
     for name, study, marginal in [(n, "", exact.quantities[n]) for n in ("mean_rate",
                                                                          "theta_new")] + \
@@ -255,3 +280,25 @@ def test_exact_comparison_table_is_the_arviz_stats_table():
     expected.insert(0, "outcome", "success")
     assert (table["parameter"] != "sd_rates").all()  # constant: not compared
     pd.testing.assert_frame_equal(table, expected, check_exact=False, rtol=RTOL)
+
+
+def test_exact_comparison_z_is_standard_normal_when_nuts_is_right():
+    """Independent draws from a known marginal: every z (mean and quantiles, on the
+    probability scale) is then ~N(0, 1). 300 quantities x 4 statistics give 1200 z's,
+    correlated within a quantity; their SD would be 1.00 +- ~0.05 (2 SE), so the band
+    0.85-1.15 fails a denominator off by 15% either way, and a mean beyond +-0.15 a bias
+    of that size, while chance alone (P < 1e-6) does not."""
+    rng = np.random.default_rng(11)
+    studies = [f"S{i:03d}" for i in range(300)]
+    theta = rng.beta(3.0, 7.0, size=(4, 1000, len(studies)))
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset(
+        {"theta": (("chain", "draw", "study"), theta)},
+        coords={"chain": np.arange(4), "draw": np.arange(1000), "study": studies})})
+    truth = Marginal.closed_form(stats.beta(3.0, 7.0))
+    exact = ExactFit(outcome="success", model="beta_binomial", grid_points=65,
+                     quantities={}, studies=dict.fromkeys(studies, truth))
+    z = compare_with_exact(tree, exact, summarize(tree, outcome="success"),
+                           outcome="success")["z"]
+    assert len(z) == 4 * len(studies)
+    assert 0.85 < z.std() < 1.15
+    assert abs(z.mean()) < 0.15
