@@ -24,14 +24,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-try:  # nutpie internals: the same functions and model class compile_pymc_model uses
+try:  # nutpie's and PyTensor's internals: what compile_pymc_model itself uses
     from nutpie.compile_pymc import (
         CompiledPyMCModel,
         _make_functions,
         _prepare_dims_and_coords,
         _wrap_with_lock,
     )
-except ImportError:  # pragma: no cover - another nutpie version
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+except ImportError:  # pragma: no cover - another nutpie or PyTensor version
     CompiledPyMCModel = None
 
 #: Signatures nutpie's sampler calls: logp(dim, x, grad_out, logp_out, data) and
@@ -115,6 +116,10 @@ class Slot:
 
 
 def _layout(shared_variables) -> tuple[Slot, ...]:
+    names = [variable.name for variable in shared_variables]
+    if None in names or len(set(names)) < len(names):
+        # with_data finds containers by name: two of one name would share their bytes.
+        raise ValueError(f"data containers need distinct names, got {names}")
     slots, offset = [], 0
     for variable in shared_variables:
         value = np.asarray(variable.get_value())
@@ -156,7 +161,6 @@ def _callback(template: str, inner, shared_variables, layout: tuple[Slot, ...],
               signature, **sizes):
     import numba
     from pytensor import config
-    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
 
     slots = {slot.name: slot for slot in layout}
     size = _buffer_size(layout)
@@ -215,18 +219,16 @@ def compile_model(model) -> BufferedModel:
                        numba.types.int64(numba.types.uint64, numba.types.uint64, double,
                                          double, numba.types.voidptr),
                        n_dim=n_dim, n_expanded=n_expanded)
-    # 8-byte aligned: numpy's allocations are (16-byte), and every offset is a multiple.
-    buffer = np.zeros(_buffer_size(layout), dtype=np.uint8)
-    for slot, variable in zip(layout, shared, strict=True):
-        buffer[slot.offset:slot.offset + slot.nbytes] = slot.encode(variable.get_value())
-    buffer.flags.writeable = False
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
-    return BufferedModel(
+    compiled = BufferedModel(
         _n_dim=n_dim, dims=dims, _coords=coords,
         _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info, strict=True)},
         compiled_logp_func=logp, compiled_expand_func=expand,
         initial_point_func=initial_point_function, shared_data={}, shared_var_keys={},
-        user_data=buffer, n_expanded=n_expanded, shape_info=shape_info,
-        logp_func=logp_function, expand_func=expand_function,
+        # 8-byte aligned: numpy's allocations are (16-byte), and every offset is a
+        # multiple of 8.
+        user_data=np.zeros(_buffer_size(layout), dtype=np.uint8), n_expanded=n_expanded,
+        shape_info=shape_info, logp_func=logp_function, expand_func=expand_function,
         reparameterized_names=reparameterized, layout=layout,
         loaded_from_cache=bool(logp._cache_hits and expand._cache_hits))
+    return compiled.with_data(**{v.name: v.get_value() for v in shared})

@@ -681,7 +681,7 @@ def _beta_binomial(data, priors, points):
     edge = np.finfo(float).eps
     mix_weights, mix_m, mix_phi, cell = _refine_for_mixtures(
         coarse, np.clip(m[::2, ::2], edge, 1 - edge), np.maximum(phi[::2, ::2], PHI_FLOOR))
-    mix_m, mix_phi = np.clip(mix_m, edge, 1 - edge), np.maximum(mix_phi, PHI_FLOOR)
+    mix_m = np.clip(mix_m, edge, 1 - edge)  # refined m is expit again; phi is copied
     mix_kappa = mix_phi**-2
     mix_alpha, mix_beta = mix_m * mix_kappa, (1 - mix_m) * mix_kappa
 

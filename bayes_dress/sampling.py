@@ -27,6 +27,7 @@ import xarray as xr
 from bayes_dress.compiled import compile_model
 from bayes_dress.config import SamplerSettings
 from bayes_dress.data import OutcomeData
+from bayes_dress.errors import BayesDressError
 from bayes_dress.models import STUDY_DIM, Model, SharedFamilies
 from bayes_dress.priors import Prior
 
@@ -109,6 +110,9 @@ def _from_arrow(trace, variables: list[str], coords: Mapping[str, list]
     import pyarrow as pa
 
     draw_batches, stat_batches = trace.get_arrow_trace()
+    if len({batch.num_rows for batch in draw_batches}) > 1:  # nutpie pads; we never stop early
+        raise BayesDressError("nutpie returned chains of different lengths: was sampling "
+                            "interrupted?")
     draws, stats = defaultdict(list), defaultdict(list)
     dims: dict[str, list[str]] = {}
     for draw_batch, stat_batch in zip(draw_batches, stat_batches, strict=True):
