@@ -108,6 +108,21 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def file_hashes(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file below ``directory``, by its relative POSIX path."""
+    return {p.relative_to(directory).as_posix(): _sha256(p)
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def provenance() -> dict:
+    """What every manifest records about how and where it was made."""
+    return {"created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+            "packages": package_versions(),
+            "platform": {"system": platform.platform(), "machine": platform.machine(),
+                         "cpu_count": os.cpu_count()}}
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` (UTF-8) via a unique temporary sibling moved into place
     with :func:`os.replace`, so a reader never sees half a file; the temporary file is
@@ -167,8 +182,7 @@ def manifest_payload(result: FitResult, files: dict[str, str]) -> dict:
     config = result.config
     spec = get_model_spec(config.model)
     return {
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        **provenance(),
         "engine": config.engine,
         "seed": config.sampler.seed,
         "config": config.to_dict(),
@@ -180,9 +194,6 @@ def manifest_payload(result: FitResult, files: dict[str, str]) -> dict:
                          "events": f.data.events.tolist(), "totals": f.data.totals.tolist(),
                          "notes": f.notes}
                      for o, f in result.fits.items()},
-        "packages": package_versions(),
-        "platform": {"system": platform.platform(), "machine": platform.machine(),
-                     "cpu_count": os.cpu_count()},
         "wall_time_seconds": round(result.wall_time, 3),
         "files": files,
     }
@@ -245,7 +256,5 @@ def write_run(result: FitResult, out: str | Path, *, overwrite: bool = False,
                                                              index=False)
         plot(result, tmp)  # after the fit files: the plots are drawn from them
         _json(tmp / "diagnostics.json", diagnostics_payload(result))
-        files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*"))
-                 if p.is_file()}
-        _json(tmp / "manifest.json", manifest_payload(result, files))
+        _json(tmp / "manifest.json", manifest_payload(result, file_hashes(tmp)))
     return out

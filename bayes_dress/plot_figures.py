@@ -7,6 +7,8 @@ state), except the rank plots, which arviz-plots draws.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
@@ -240,3 +242,19 @@ def close(fig: Figure) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def save(fig: Figure, directory: Path, name: str, *, dpi: int,
+         bbox_inches: str | None = None) -> list[Path]:
+    """Write ``fig`` as NAME.png and NAME.svg in ``directory``, then release it.
+
+    A fixed hash salt and no date make the SVG byte-identical when a figure is redrawn.
+    """
+    import matplotlib
+
+    paths = [directory / f"{name}.png", directory / f"{name}.svg"]
+    with matplotlib.rc_context({"svg.hashsalt": "bayes-dress"}):
+        fig.savefig(paths[0], dpi=dpi, bbox_inches=bbox_inches)
+        fig.savefig(paths[1], bbox_inches=bbox_inches, metadata={"Date": None})
+    close(fig)
+    return paths

@@ -118,14 +118,6 @@ def _check_groups(path: Path, tree: xr.DataTree) -> None:
                           "saved by bayes-dress (refit to plot it)")
 
 
-def _save(fig, directory: Path, name: str) -> None:
-    # A fixed hash salt and no date make the SVG files byte-identical on a redraw.
-    with matplotlib.rc_context({"svg.hashsalt": "bayes-dress"}):
-        fig.savefig(directory / f"{name}.png", dpi=PNG_DPI)
-        fig.savefig(directory / f"{name}.svg", metadata={"Date": None})
-    figures.close(fig)
-
-
 def _model_note(tree: xr.DataTree) -> str:
     return f"Model {tree.attrs.get('model', '?')}; priors {tree.attrs.get('priors', '?')}."
 
@@ -260,7 +252,7 @@ def draw_plots(run_dir: str | Path, directory: str | Path, *, benefit_threshold:
     index = []
     for name, outcome, draw in jobs:
         title, caption, fig = draw()
-        _save(fig, directory, name)
+        figures.save(fig, directory, name, dpi=PNG_DPI)
         index.append({"name": name, "title": title, "caption": caption, "outcome": outcome,
                       "png": f"{PLOTS_DIR}/{name}.png", "svg": f"{PLOTS_DIR}/{name}.svg"})
     (directory / INDEX_FILE).write_text(json.dumps(index, indent=2, ensure_ascii=False)

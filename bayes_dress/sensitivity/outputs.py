@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
-import platform
-import sys
 from pathlib import Path
 
 from bayes_dress.labels import outcome_label
-from bayes_dress.outputs import (
-    _json,
-    _sha256,
-    atomic_directory,
-    package_versions,
-    safe_name,
-)
+from bayes_dress.outputs import _json, atomic_directory, file_hashes, provenance, safe_name
+from bayes_dress.plots import INDEX_FILE, PLOTS_DIR
 from bayes_dress.sensitivity.plot import plot_sensitivity_forest
 from bayes_dress.sensitivity.sweep import SweepResult
 
 
 def _plots(result: SweepResult, directory: Path) -> list[dict]:
-    plots = directory / "plots"
+    plots = directory / PLOTS_DIR
     plots.mkdir()
     table = result.sensitivity
     index = []
@@ -41,8 +32,10 @@ def _plots(result: SweepResult, directory: Path) -> list[dict]:
                        "dotted lines failed a diagnostic; 'not fitted' rows could not be "
                        "fitted (see sensitivity.csv, status and problems). Dotted vertical "
                        "lines mark the thresholds of the headline probabilities.",
-            "outcome": outcome, "png": f"plots/{name}.png", "svg": f"plots/{name}.svg"})
-    (plots / "index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+            "outcome": outcome, "png": f"{PLOTS_DIR}/{name}.png",
+            "svg": f"{PLOTS_DIR}/{name}.svg"})
+    (plots / INDEX_FILE).write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
     return index
 
 
@@ -60,8 +53,7 @@ def diagnostics_payload(result: SweepResult) -> dict:
 def manifest_payload(result: SweepResult, files: dict[str, str]) -> dict:
     plan = result.plan
     return {
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        **provenance(),
         "spec": plan.spec.where,
         "combine": plan.spec.combine,
         "seed": plan.config.sampler.seed,
@@ -76,9 +68,6 @@ def manifest_payload(result: SweepResult, files: dict[str, str]) -> dict:
         "fits": [{"scenario": r.scenario.id, "outcome": r.outcome, "status": r.status,
                   "n_studies": r.n_studies, "seconds": round(r.seconds, 3),
                   "notes": r.notes} for r in result.results],
-        "packages": package_versions(),
-        "platform": {"system": platform.platform(), "machine": platform.machine(),
-                     "cpu_count": os.cpu_count()},
         "wall_time_seconds": round(result.wall_time, 3),
         "files": files,
     }
@@ -101,7 +90,5 @@ def write_sweep(result: SweepResult, out: str | Path, *, overwrite: bool = False
         result.psense.to_csv(tmp / "psense.csv", index=False)
         _plots(result, tmp)
         _json(tmp / "diagnostics.json", diagnostics_payload(result))
-        files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*"))
-                 if p.is_file()}
-        _json(tmp / "manifest.json", manifest_payload(result, files))
+        _json(tmp / "manifest.json", manifest_payload(result, file_hashes(tmp)))
     return out

@@ -44,6 +44,7 @@ def plot_sensitivity_forest(table: pd.DataFrame, outcome: str, directory: Path, 
     the scenarios whose interval or median moves across one can be seen.
     """
     from bayes_dress.labels import outcome_label
+    from bayes_dress.plot_figures import save
 
     data = sensitivity_forest_data(table, outcome)
     n = len(data)
@@ -91,10 +92,5 @@ def plot_sensitivity_forest(table: pd.DataFrame, outcome: str, directory: Path, 
     fig.suptitle(f"{outcome_label(outcome)}: posterior median and 95% interval per "
                  "scenario (diamond, shaded = primary; hollow, dotted = failed a "
                  "diagnostic; dotted vertical = headline threshold)", fontsize=10)
-    name = name or f"sensitivity_forest-{outcome}"
-    paths = [directory / f"{name}.png", directory / f"{name}.svg"]
-    for path in paths:
-        fig.savefig(path, dpi=110 if path.suffix == ".png" else None, bbox_inches="tight",
-                    metadata={"Date": None} if path.suffix == ".svg" else None)
-    plt.close(fig)
-    return paths
+    return save(fig, directory, name or f"sensitivity_forest-{outcome}", dpi=110,
+                bbox_inches="tight")
