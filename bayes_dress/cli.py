@@ -198,12 +198,11 @@ def sensitivity(spec_path, jobs, out, overwrite, strict, **flags):
     for row in result.robustness.itertuples():
         click.echo(f"{row.outcome}: {row.verdict}")
     psense = result.psense
-    if "diagnosis" in psense:
-        flagged = psense[psense["diagnosis"].fillna("").str.startswith("potential")]
-        for row in flagged.itertuples():
-            click.echo(f"{row.outcome}: prior sensitivity of {row.variable} (power-scaling, "
-                       f"primary fit): prior {row.prior:.3f}, likelihood "
-                       f"{row.likelihood:.3f}: {row.diagnosis}")
+    flagged = psense[psense["diagnosis"].fillna("").str.startswith("potential")]
+    for row in flagged.itertuples():
+        click.echo(f"{row.outcome}: prior sensitivity of {row.variable} (power-scaling, "
+                   f"primary fit): prior {row.prior:.3f}, likelihood "
+                   f"{row.likelihood:.3f}: {row.diagnosis}")
     for flagged in result.flagged:
         click.secho(f"WARNING: {flagged.scenario.id} {flagged.scenario.label} "
                     f"[{flagged.outcome}] {flagged.status}: {' | '.join(flagged.problems)}",

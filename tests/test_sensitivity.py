@@ -77,12 +77,42 @@ def test_default_spec_covers_what_the_issue_asks_for():
     (lambda r: r["headline"].append({"outcome": "success", "quantity": "theta_new",
                                      "thresholds": [1.5]}), "strictly between 0 and 1"),
     (lambda r: r["primary"].update(model="nope"), "unknown model 'nope'"),
+    (lambda r: r["dimensions"]["mean_prior"].update(beta_binomial=["BDA3"]),
+     "dimensions.mean_prior.beta_binomial: "),
+    (lambda r: r["headline"].append({"outcome": 3, "quantity": "theta_new",
+                                     "thresholds": [0.5]}), "outcome must be"),
 ])
 def test_bad_specs_are_rejected_with_the_reason(change, message):
     raw = default_raw()
     change(raw)
     with pytest.raises(SpecError, match=re.escape(message)):
         sweep_spec_from_dict(raw)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda r: r["dimensions"].update(definition={"sucess": ["evaluable"]}),
+     "unknown outcome 'sucess' in dimensions.definition"),
+    (lambda r: r["headline"].append({"outcome": "sucess", "quantity": "theta_new",
+                                     "thresholds": [0.5]}),
+     "unknown outcome 'sucess' in [[headline]]"),
+])
+def test_outcomes_the_data_do_not_have_are_rejected(change, message):
+    """A misspelt outcome would otherwise drop a dimension or a headline silently."""
+    raw = default_raw()
+    change(raw)
+    with pytest.raises(SpecError, match=re.escape(message)):
+        plan_of(raw)
+
+
+def test_a_model_flag_outside_the_spec_is_still_the_primary_analysis():
+    """--model independent with a spec that lists three other models: the primary
+    analysis is the independent model's, fitted first, and the robustness verdicts are
+    judged from it."""
+    plan = plan_of(default_raw(), model="independent", engine="exact")
+    assert plan.scenarios[0].primary and plan.scenarios[0].model == "independent"
+    assert sum(s.primary for s in plan.scenarios) == 1
+    assert {"beta_binomial", "logit_normal", "common_effect"} <= {
+        s.model for s in plan.scenarios}
 
 
 def test_bad_spec_file(tmp_path):
@@ -238,6 +268,41 @@ def test_robustness_verdicts():
     assert verdict["verdict"].startswith("NOT robust")
     steady = table[table["scenario"].isin(["S01", "S02"])]
     assert robustness_table(steady).iloc[0]["verdict"].startswith("robust")
+
+
+@pytest.mark.parametrize(("primary_status", "expected"), [
+    ("diagnostics failed", "the primary analysis is 'diagnostics failed'"),
+    (None, "no primary analysis to compare with"),
+])
+def test_no_crossings_without_a_trustworthy_primary(primary_status, expected):
+    """Crossing 0.5 is judged from the primary analysis; if it failed its diagnostics or
+    is missing, no scenario is listed as crossing (a NaN reference once listed all)."""
+    rows = [("S02", "a", False, "ok", 0.70), ("S03", "b", False, "ok", 0.40)]
+    if primary_status:
+        rows.insert(0, ("S01", "primary", True, primary_status, 0.60))
+    table = pd.DataFrame([{"scenario": s, "label": label, "primary": p, "status": status,
+                           "outcome": "success", "quantity": "theta_new", "threshold": 0.5,
+                           "probability": prob, "mcse": 0.01}
+                          for s, label, p, status, prob in rows])
+    verdict = robustness_table(table).iloc[0]
+    assert expected in verdict["verdict"]
+    assert pd.isna(verdict["crosses_0.5"]) and pd.isna(verdict["crosses_0.95"])
+    assert (verdict["probability_min"], verdict["probability_max"]) == (0.40, 0.70)
+
+
+def test_power_scaling_a_uniform_prior_changes_nothing(bundled):
+    """Common-effect model, theta ~ Beta(1, 1): the log prior is constant, so scaling
+    the prior cannot move the posterior, and psense's prior sensitivity (a distance
+    between the posterior and its prior-scaled reweighting) is 0 up to rounding; the
+    likelihood, which the posterior follows, is not."""
+    from bayes_dress.sensitivity.psense import power_scaling
+
+    config = RunConfig(model="common_effect", sampler=FAST, outcomes=("success",))
+    fit = run_fit(config).fits["success"]
+    assert str(fit.priors["theta"]) == "Beta(alpha=1, beta=1)"
+    table = power_scaling(fit).set_index("variable")
+    assert abs(table.loc["mean_rate", "prior"]) < 1e-9
+    assert table.loc["mean_rate", "likelihood"] > 0.05
 
 
 @pytest.mark.slow

@@ -13,8 +13,6 @@ the model's structure, not a choice, and are left alone.
 
 from __future__ import annotations
 
-import logging
-
 import arviz_stats as azs
 import numpy as np
 import pandas as pd
@@ -43,7 +41,7 @@ def power_scaling(fit: OutcomeFit) -> pd.DataFrame:
                             columns=PSENSE_COLUMNS)
     model = get_model(fit.model)
     posterior = fit.tree["posterior"].to_dataset()
-    draws = {name: posterior[name].values for name in model.sampled}
+    draws = model.sampled_draws(posterior)
     log_lik = model.log_likelihood(draws, fit.data.events, fit.data.totals)
     log_prior = sum(np.asarray(fit.priors[name].logpdf(draws[name]), dtype=float)
                     for name in fit.priors)
@@ -55,22 +53,32 @@ def power_scaling(fit: OutcomeFit) -> pd.DataFrame:
         "log_likelihood": xr.Dataset({"y": (("chain", "draw", STUDY_DIM), log_lik)}),
         "log_prior": xr.Dataset({"prior": (("chain", "draw"), log_prior)}),
     })
-    # psense_summary logs a generic warning when it flags anything; the table's
-    # diagnosis column says the same per quantity, and is what gets reported.
-    logger = logging.getLogger("arviz_stats.psense")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with np.errstate(all="ignore"):
-            table = azs.psense_summary(tree, threshold=PSENSE_THRESHOLD, round_to=4)
-    finally:
-        logger.setLevel(level)
-    table = table.reset_index().rename(columns={"index": "variable"})
-    table.columns = [str(c) for c in table.columns]
+    # psense per component, as psense_summary does, except that a constant log prior
+    # (uniform priors everywhere) has sensitivity 0 by construction: every importance
+    # weight is equal, which arviz-stats' Pareto smoothing rejects as an error.
+    likelihood = azs.psense(tree, group="likelihood")
+    prior = (azs.psense(tree, group="prior") if np.ptp(log_prior) > 0
+             else xr.zeros_like(likelihood))
+    table = pd.DataFrame({"variable": variables,
+                          "prior": [float(prior[v]) for v in variables],
+                          "likelihood": [float(likelihood[v]) for v in variables]})
+    table["diagnosis"] = [_diagnosis(p, li) for p, li in zip(table["prior"],
+                                                              table["likelihood"],
+                                                              strict=True)]
+    table[["prior", "likelihood"]] = table[["prior", "likelihood"]].round(4)
     flat = [name for name, p in fit.priors.items() if not p.proper]
-    note = (f"flat prior on {', '.join(flat)}: power-scaling it changes nothing, so its "
-            "prior sensitivity is 0 by construction" if flat else "")
+    note = (f"flat prior on {', '.join(flat)}: its log density is constant, so "
+            "power-scaling the prior reweights only by the other priors" if flat else "")
     table.insert(0, "model", fit.model)
     table.insert(0, "outcome", fit.outcome)
     table["note"] = note
     return table.reindex(columns=PSENSE_COLUMNS)
+
+
+def _diagnosis(prior: float, likelihood: float) -> str:
+    """arviz-stats psense_summary's reading of the two sensitivities."""
+    if prior >= PSENSE_THRESHOLD and likelihood >= PSENSE_THRESHOLD:
+        return "potential prior-data conflict"
+    if prior > PSENSE_THRESHOLD > likelihood:
+        return "potential strong prior / weak likelihood"
+    return "✓"

@@ -33,7 +33,7 @@ from bayes_dress.errors import BayesDressError
 from bayes_dress.fitting import fit_outcome
 from bayes_dress.models import get_model
 from bayes_dress.priors import can_share
-from bayes_dress.sampling import CompiledModelCache, structure_key
+from bayes_dress.sampling import COMPILED_MODELS, CompiledModelCache, structure_key
 from bayes_dress.sensitivity.spec import Scenario
 from bayes_dress.spec import get_model_spec
 
@@ -192,19 +192,17 @@ Progress = Callable[[TaskResult], None]
 
 
 def run_tasks(tasks: Sequence[Task], *, jobs: int | None = None,
-              progress: Progress | None = None,
-              cache: CompiledModelCache | None = None) -> list[TaskResult]:
+              progress: Progress | None = None) -> list[TaskResult]:
     """Run every task, in ``jobs`` worker processes (default: one per core).
 
     Parameters
     ----------
     tasks : sequence of Task
     jobs : int, optional
-        Worker processes. ``1`` runs in this process, with ``cache``.
+        Worker processes. ``1`` runs in this process, reusing the models it has
+        compiled before (:data:`bayes_dress.sampling.COMPILED_MODELS`).
     progress : callable, optional
         Called with each result as it arrives.
-    cache : CompiledModelCache, optional
-        For ``jobs=1`` only.
 
     Returns
     -------
@@ -213,10 +211,9 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int | None = None,
     """
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     if jobs == 1:
-        cache = cache or CompiledModelCache()
         results = []
         for task in tasks:
-            results.append(run_task(task, cache))
+            results.append(run_task(task, COMPILED_MODELS))
             if progress:
                 progress(results[-1])
         return results

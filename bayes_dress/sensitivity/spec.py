@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,10 @@ def _prior_dimension(raw: Any, dimension: str, role: str, where: str
         priors = tuple(parse_prior(v, parameter=parameter) for v in values)
         # Check support and propriety now, not after an hour of fitting.
         for prior in priors:
-            resolve_priors(get_model_spec(model), {parameter: prior})
+            try:
+                resolve_priors(get_model_spec(model), {parameter: prior})
+            except SpecError as err:
+                raise SpecError(f"{where}: dimensions.{dimension}.{model}: {err}") from None
         result[model] = priors
     return result
 
@@ -156,8 +159,6 @@ def sweep_spec_from_dict(raw: Mapping[str, Any], *, where: str = "sweep spec",
         if model not in MODELS:
             raise SpecError(f"{where}: unknown model '{model}' in dimensions.model; valid: "
                             f"{choices(MODELS)}")
-    if primary.model not in models:
-        models = [primary.model, *models]
     definitions = dims.get("definition", False)
     if definitions is False:
         definitions = {}
@@ -208,8 +209,22 @@ def _headline(raw: Any, where: str) -> Headline:
                        for t in thresholds)):
         raise SpecError(f"{where}: [[headline]] thresholds must be a non-empty list of "
                         "rates strictly between 0 and 1")
-    return Headline(str(raw["outcome"]), raw["quantity"],
+    if not isinstance(raw["outcome"], str):
+        raise SpecError(f"{where}: [[headline]] outcome must be an outcome's name")
+    return Headline(raw["outcome"], raw["quantity"],
                     tuple(float(t) for t in thresholds))
+
+
+def check_outcomes(spec: SweepSpec, table: StudyTable) -> None:
+    """Every outcome the spec names (definitions, headlines) must be in the data: a typo
+    would otherwise silently drop a dimension or a headline."""
+    named = [("dimensions.definition", o) for o in
+             (spec.definitions if isinstance(spec.definitions, Mapping) else ())]
+    named += [("[[headline]]", h.outcome) for h in spec.headlines]
+    for place, outcome in named:
+        if outcome not in table.outcomes:
+            raise SpecError(f"{spec.where}: unknown outcome '{outcome}' in {place}; "
+                            f"outcomes: {choices(table.outcomes)}")
 
 
 def headlines_for(spec: SweepSpec, outcomes: Sequence[str],
@@ -293,7 +308,7 @@ def expand(spec: SweepSpec, table: StudyTable, *, base: RunConfig,
         if not fresh:
             return
         scenarios.append(Scenario(
-            id=f"S{len(scenarios) + 1:02d}", label=_label(model, changes), varied=varied,
+            id="", label=_label(model, changes), varied=varied,
             model=model, priors=dict(priors), outcomes=tuple(fresh),
             definitions={o: d for o, d in definitions.items() if o in fresh},
             exclude=exclude))
@@ -351,8 +366,7 @@ def expand(spec: SweepSpec, table: StudyTable, *, base: RunConfig,
                             [*changes, f"{outcome} = {definition}", *dropped], [outcome],
                             {outcome: definition}, exclude)
     scenarios.sort(key=lambda s: not s.primary)  # the primary analysis first
-    return [Scenario(**{**s.__dict__, "id": f"S{i + 1:02d}"})
-            for i, s in enumerate(scenarios)]
+    return [replace(s, id=f"S{i + 1:02d}") for i, s in enumerate(scenarios)]
 
 
 def _primary_definition(table: StudyTable, outcome: str) -> str | None:

@@ -6,6 +6,7 @@ The Python face of ``bayes-dress sensitivity``; nothing here writes files (see
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,15 +18,22 @@ from bayes_dress.config import RunConfig
 from bayes_dress.data import StudyTable
 from bayes_dress.errors import SpecError, choices
 from bayes_dress.fitting import prepare
-from bayes_dress.sampling import CompiledModelCache
+from bayes_dress.sensitivity.psense import PSENSE_COLUMNS
 from bayes_dress.sensitivity.runner import Progress, Task, TaskResult, make_tasks, run_tasks
-from bayes_dress.sensitivity.spec import Headline, Scenario, SweepSpec, expand, headlines_for
+from bayes_dress.sensitivity.spec import (
+    Headline,
+    Scenario,
+    SweepSpec,
+    check_outcomes,
+    expand,
+    headlines_for,
+)
 from bayes_dress.sensitivity.tables import (
     probability_table,
     robustness_table,
     sensitivity_table,
 )
-from bayes_dress.spec import get_model_spec, resolve_priors
+from bayes_dress.spec import get_model_spec
 
 
 @dataclass
@@ -64,7 +72,8 @@ class SweepResult:
     @cached_property
     def psense(self) -> pd.DataFrame:
         tables = [r.psense for r in self.results if r.psense is not None]
-        return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+        return (pd.concat(tables, ignore_index=True) if tables
+                else pd.DataFrame(columns=PSENSE_COLUMNS))
 
     @property
     def flagged(self) -> list[TaskResult]:
@@ -77,6 +86,9 @@ def plan_sweep(spec: SweepSpec, *, config: RunConfig | None = None,
     """Expand ``spec`` into fits; ``config`` (default: the spec's primary analysis)
     carries command-line overrides, and ``thresholds`` replaces the headline ones."""
     config = config or spec.primary
+    # The primary model (perhaps a --model override) is always one of the sweep's.
+    spec = dataclasses.replace(spec, models=tuple(dict.fromkeys([config.model,
+                                                                 *spec.models])))
     # A prior override applies to every model of the sweep that has the parameter.
     parameters = {p for m in spec.models for p in get_model_spec(m).parameters}
     unknown = sorted(set(config.priors) - parameters)
@@ -86,10 +98,7 @@ def plan_sweep(spec: SweepSpec, *, config: RunConfig | None = None,
     primary_parameters = get_model_spec(config.model).parameters
     table, _, selected = prepare(config.replace(priors={
         k: v for k, v in config.priors.items() if k in primary_parameters}))
-    for model in spec.models:  # every override parsed and checked before any fitting
-        model_spec = get_model_spec(model)
-        resolve_priors(model_spec, {k: v for k, v in config.priors.items()
-                                    if k in model_spec.parameters})
+    check_outcomes(spec, table)
     outcomes = tuple(selected)
     scenarios = expand(spec, table, base=config, outcomes=outcomes)
     headlines = headlines_for(spec, outcomes, thresholds)
@@ -101,8 +110,8 @@ def plan_sweep(spec: SweepSpec, *, config: RunConfig | None = None,
                      scenarios=scenarios, headlines=headlines, tasks=tasks)
 
 
-def run_sweep(plan: SweepPlan, *, jobs: int | None = None, progress: Progress | None = None,
-              cache: CompiledModelCache | None = None) -> SweepResult:
+def run_sweep(plan: SweepPlan, *, jobs: int | None = None, progress: Progress | None = None
+              ) -> SweepResult:
     """Fit every scenario of ``plan``.
 
     Parameters
@@ -113,13 +122,11 @@ def run_sweep(plan: SweepPlan, *, jobs: int | None = None, progress: Progress | 
         Worker processes; default one per core. ``1`` fits in this process.
     progress : callable, optional
         Called with each :class:`TaskResult` as it finishes.
-    cache : CompiledModelCache, optional
-        Compiled models to reuse when ``jobs=1``.
 
     Returns
     -------
     SweepResult
     """
     start = time.perf_counter()
-    results = run_tasks(plan.tasks, jobs=jobs, progress=progress, cache=cache)
+    results = run_tasks(plan.tasks, jobs=jobs, progress=progress)
     return SweepResult(plan=plan, results=results, wall_time=time.perf_counter() - start)

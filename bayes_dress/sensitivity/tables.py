@@ -89,6 +89,9 @@ def robustness_table(probabilities: pd.DataFrame) -> pd.DataFrame:
         not_counted = group.drop(counted.index)
         primary = group[group["primary"].astype(bool)]
         p0 = float(primary["probability"].iloc[0]) if len(primary) else np.nan
+        primary_status = primary["status"].iloc[0] if len(primary) else "missing"
+        # Crossings are judged from a primary analysis that passed its diagnostics.
+        reference = p0 if primary_status == "ok" else np.nan
         row = {"outcome": outcome, "quantity": quantity, "threshold": threshold,
                "probability_primary": p0, "n_scenarios": len(counted),
                "not_counted": "; ".join(f"{r.scenario} ({r.status})"
@@ -103,22 +106,27 @@ def robustness_table(probabilities: pd.DataFrame) -> pd.DataFrame:
                    min_scenario=f"{lo['scenario']} {lo['label']}",
                    max_scenario=f"{hi['scenario']} {hi['label']}")
         crossings = {}
-        for level in DECISION_LEVELS:
-            moved = counted[(counted["probability"] > level) != (p0 > level)]
+        for level in DECISION_LEVELS if np.isfinite(reference) else ():
+            moved = counted[(counted["probability"] > level) != (reference > level)]
             crossings[level] = moved
             row[f"crosses_{level:g}"] = "; ".join(f"{r.scenario} {r.label}"
                                                    for r in moved.itertuples())
-        row["verdict"] = _verdict(p0, crossings, len(counted), quantity, threshold)
+        row["verdict"] = _verdict(reference, crossings, len(counted), quantity, threshold,
+                                  primary_status)
         if len(not_counted):
             row["verdict"] += f"; {len(not_counted)} scenario(s) not counted (see not_counted)"
         rows.append(row)
     return pd.DataFrame(rows, columns=ROBUSTNESS_COLUMNS)
 
 
-def _verdict(p0: float, crossings: dict, n: int, quantity: str, threshold: float) -> str:
+def _verdict(p0: float, crossings: dict, n: int, quantity: str, threshold: float,
+             primary_status: str) -> str:
     event = f"P({quantity} > {threshold:g})"
     if np.isnan(p0):
-        return f"{event}: no primary analysis to compare with"
+        if primary_status == "missing":
+            return f"{event}: no primary analysis to compare with"
+        return (f"{event}: the primary analysis is '{primary_status}', so there is no "
+                "reference to judge the scenarios against")
     parts = []
     for level, moved in crossings.items():
         side = "above" if p0 > level else "at or below"
