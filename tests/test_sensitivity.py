@@ -411,3 +411,22 @@ def test_cli_threshold_replaces_the_headlines(tmp_path):
     robust = pd.read_csv(out / "robustness.csv")
     assert set(robust["threshold"]) == {0.3}
     assert set(robust["quantity"]) == {"theta_new", "mean_rate"}
+
+
+def test_cli_strict_exits_1_on_a_flagged_scenario_and_still_writes(tmp_path):
+    """BDA3 on Sim2022's 18 of 18 early improvements alone is improper: the sweep is
+    written in full, each flagged fit is named on stderr, and --strict makes the exit
+    code 1."""
+    spec = tmp_path / "sweep.toml"
+    spec.write_text('combine = "cross"\n[dimensions]\nleave_one_out = true\n'
+                    'definition = "all"\n'
+                    '[dimensions.heterogeneity_prior]\nbeta_binomial = ["BDA3"]\n')
+    out = tmp_path / "sens"
+    result = CliRunner().invoke(main, ["sensitivity", "--config", str(spec), "--engine",
+                                       "exact", "--strict", "--out", str(out)])
+    assert result.exit_code == 1
+    assert "fit(s) flagged (--strict)" in result.output
+    assert "WARNING: " in result.output and "not fitted" in result.output
+    table = pd.read_csv(out / "sensitivity.csv")
+    assert (table["status"] == "not fitted").any()
+    assert json.loads((out / "manifest.json").read_text())["files"]

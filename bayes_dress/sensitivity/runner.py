@@ -272,7 +272,8 @@ def _run_parallel(tasks: Sequence[Task], jobs: int, progress: Progress | None
                 try:
                     result = connection.recv()
                 except EOFError:
-                    raise RuntimeError("a sweep worker process died") from None
+                    raise BayesDressError("a sweep worker process died (out of memory?); "
+                                          "rerun with --jobs 1 to fit in this process") from None
                 results[result.index] = result
                 if progress:
                     progress(result)
