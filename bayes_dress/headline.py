@@ -10,16 +10,9 @@ from __future__ import annotations
 import pandas as pd
 
 from bayes_dress.fitting import FitResult, OutcomeFit
+from bayes_dress.labels import quantity_label
 from bayes_dress.spec import get_model_spec
 
-LABELS = {
-    "mean_rate": "population mean rate",
-    "theta_new": "new-study rate (predictive)",
-    "sd_rates": "between-study SD of rates",
-    "phi": "heterogeneity phi",
-    "kappa": "concentration kappa",
-    "tau": "heterogeneity tau (logit SD)",
-}
 PRIOR_FLAG = "prior-dominated"
 
 
@@ -45,7 +38,7 @@ def format_outcome(fit: OutcomeFit) -> list[str]:
     for name in dict.fromkeys(names):
         row = _row(fit.summary, name)
         if row is not None and name != "kappa":
-            lines.append(_line(LABELS.get(name, name), row))
+            lines.append(_line(quantity_label(name), row))
     for study in fit.data.studies:
         row = fit.summary[(fit.summary["parameter"] == "theta")
                           & (fit.summary["study"] == study)].iloc[0]
@@ -55,7 +48,7 @@ def format_outcome(fit: OutcomeFit) -> list[str]:
         part = probs[probs["quantity"] == quantity]
         text = ", ".join(f"{p:.2f}" for p in part["probability"])
         thresholds = ", ".join(f"{t:g}" for t in part["threshold"])
-        lines.append(f"  P({LABELS[quantity].split(' (')[0]} > {thresholds}) = {text}")
+        lines.append(f"  P({quantity_label(quantity, short=True)} > {thresholds}) = {text}")
     for note in fit.notes:
         lines.append(f"  note: {note}")
     failed = fit.failures

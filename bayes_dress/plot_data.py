@@ -15,19 +15,30 @@ import xarray as xr
 from scipy import stats
 
 from bayes_dress.errors import BayesDressError, SpecError
-from bayes_dress.models import STUDY_DIM, get_model
+from bayes_dress.models import STUDY_DIM, Model, get_model
 from bayes_dress.priors import parse_prior
+from bayes_dress.summaries import UNREPORTED
 
 #: Quantities that are rates: their densities live on [0, 1].
 RATES = frozenset({"m", "theta", "theta_new", "mean_rate"})
 #: Quantities that are positive: densities live on [0, inf).
 POSITIVE = frozenset({"phi", "tau", "kappa", "sd_rates"})
-#: Sampled parameters that are not worth a prior-versus-posterior panel (the logit-normal's
-#: standardised study effects are N(0, 1) a priori by construction).
-NOT_SHOWN = frozenset({"z"})
 CI_LEVEL = 0.95
 #: Fewest draws per chain a rank plot keeps after thinning, however low the ESS.
 MIN_RANK_DRAWS = 20
+#: Points in the benefit-risk scatter, and the seed of their pairing (fixed, so a redraw
+#: gives the same figure).
+SCATTER_POINTS = 4000
+PAIRING_SEED = 0
+
+
+def model_of(tree: xr.DataTree) -> Model | None:
+    """The model a fit was saved with, or None when this version does not know it (the
+    plots then fall back on the population quantities every fit has)."""
+    try:
+        return get_model(str(tree.attrs.get("model")))
+    except SpecError:
+        return None
 
 
 def clopper_pearson(events: np.ndarray, totals: np.ndarray, level: float = CI_LEVEL
@@ -179,14 +190,13 @@ def panel_parameters(tree: xr.DataTree) -> list[tuple[str, str | None]]:
     The model's sampled hyperparameters (beta-binomial: m, phi; logit-normal: mu, tau;
     common-effect: theta; independent: each study's theta), then the new-study rate.
     """
-    try:
-        model = get_model(str(tree.attrs.get("model")))
-    except SpecError:  # a tree without a known model: population quantities only
+    model = model_of(tree)
+    if model is None:
         return [("mean_rate", None), ("theta_new", None)]
     studies = [str(s) for s in tree["observed_data"].to_dataset()[STUDY_DIM].values]
     panels = []
     for name in model.sampled:
-        if name in NOT_SHOWN:
+        if name in UNREPORTED:  # the logit-normal's z: N(0, 1) a priori by construction
             continue
         if name in model.study_level:
             panels += [(name, s) for s in studies]
@@ -239,12 +249,6 @@ def prior_posterior_data(tree: xr.DataTree) -> list[dict]:
     return panels
 
 
-def _central_interval(pmf: np.ndarray, level: float = CI_LEVEL) -> tuple[int, int]:
-    cdf = np.cumsum(pmf)
-    tail = (1 - level) / 2
-    return int(np.searchsorted(cdf, tail - 1e-12)), int(np.searchsorted(cdf, 1 - tail - 1e-12))
-
-
 def ppc_data(tree: xr.DataTree) -> list[dict]:
     """Posterior predictive check of each study's count.
 
@@ -256,8 +260,8 @@ def ppc_data(tree: xr.DataTree) -> list[dict]:
     Returns
     -------
     list of dict
-        Per study: study, label, observed, total, counts (0..n), pmf, interval (central
-        95% of y_rep), p_le = P(y_rep <= y), p_ge = P(y_rep >= y), source.
+        Per study: study, label, observed, total, counts (0..n), pmf, p_le =
+        P(y_rep <= y), p_ge = P(y_rep >= y), source.
     """
     studies, observed, totals = _counts(tree)
     if "posterior_predictive" in tree.children:
@@ -278,22 +282,20 @@ def ppc_data(tree: xr.DataTree) -> list[dict]:
         y = int(observed[i])
         rows.append({"study": study, "label": study_label(study, y, totals[i]),
                      "observed": y, "total": int(totals[i]), "counts": counts, "pmf": pmf,
-                     "interval": _central_interval(pmf),
                      "p_le": float(pmf[: y + 1].sum()), "p_ge": float(pmf[y:].sum()),
                      "source": source})
     return rows
 
 
 def benefit_risk_data(benefit: xr.DataTree, risk: xr.DataTree, *,
-                      benefit_threshold: float = 0.5, risk_threshold: float = 0.2,
-                      max_points: int = 4000, seed: int = 0) -> dict:
+                      benefit_threshold: float = 0.5, risk_threshold: float = 0.2) -> dict:
     """Joint new-study rates of benefit and risk, paired as independent.
 
     The two outcomes are fitted separately, so their joint posterior is taken to be the
     product of the marginals. Quadrant probabilities are therefore products of marginal
-    probabilities (no pairing noise); the points drawn are the two marginals' draws
-    subsampled independently (a random pairing, which also undoes the sorted order of
-    an exact run's quantile draws).
+    probabilities (no pairing noise); the points drawn are :data:`SCATTER_POINTS` of
+    each marginal's draws, subsampled independently with :data:`PAIRING_SEED` (a random
+    pairing, which also undoes the sorted order of an exact run's quantile draws).
 
     Parameters
     ----------
@@ -301,17 +303,13 @@ def benefit_risk_data(benefit: xr.DataTree, risk: xr.DataTree, *,
         Fits of the success outcome and of the severe-adverse-event outcome.
     benefit_threshold, risk_threshold : float
         The favourable quadrant is benefit > benefit_threshold and risk < risk_threshold.
-    max_points : int
-        Points in the scatter.
-    seed : int
-        Seed of the pairing, so a redraw gives the same figure.
 
     Returns
     -------
     dict
-        x, y (paired draws), thresholds, p_benefit = P(success rate > threshold),
-        p_safe = P(SAE rate < threshold), and quadrants: a list of dicts (benefit_above,
-        risk_below, probability, label) whose probabilities sum to 1.
+        x, y (paired draws), benefit_threshold, risk_threshold, and quadrants: a list
+        of dicts (benefit_above, risk_below, probability, label) whose probabilities sum
+        to 1.
     """
     x = benefit["posterior"].to_dataset()["theta_new"].values.reshape(-1)
     y = risk["posterior"].to_dataset()["theta_new"].values.reshape(-1)
@@ -325,11 +323,11 @@ def benefit_risk_data(benefit: xr.DataTree, risk: xr.DataTree, *,
                      f"SAE {'<' if below else '≥'} {risk_threshold:g}")
             quadrants.append({"benefit_above": above, "risk_below": below,
                               "probability": p, "label": label})
-    rng = np.random.default_rng(seed)
-    n = min(x.size, y.size, max_points)
+    rng = np.random.default_rng(PAIRING_SEED)
+    n = min(x.size, y.size, SCATTER_POINTS)
     return {"x": rng.choice(x, n, replace=False), "y": rng.choice(y, n, replace=False),
             "benefit_threshold": benefit_threshold, "risk_threshold": risk_threshold,
-            "p_benefit": p_benefit, "p_safe": p_safe, "quadrants": quadrants}
+            "quadrants": quadrants}
 
 
 def sampled_draws(tree: xr.DataTree) -> xr.Dataset:
@@ -338,20 +336,8 @@ def sampled_draws(tree: xr.DataTree) -> xr.Dataset:
     A common-effect model's one rate is stored once per study; it is shown once.
     """
     posterior = tree["posterior"].to_dataset()
-    try:
-        model = get_model(str(tree.attrs.get("model")))
-        names, study_level = model.sampled, model.study_level
-    except SpecError:
-        names, study_level = tuple(posterior.data_vars), tuple(posterior.data_vars)
-    draws = {}
-    for name in names:
-        if name not in posterior:
-            continue
-        da = posterior[name]
-        if STUDY_DIM in da.dims and name not in study_level:
-            da = da.isel({STUDY_DIM: 0}, drop=True)
-        draws[name] = da
-    return xr.Dataset(draws)
+    model = model_of(tree)
+    return posterior if model is None else model.sampled_draws(posterior)
 
 
 def ess_thinning(draws: xr.Dataset) -> int:

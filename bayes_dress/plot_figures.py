@@ -14,6 +14,9 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from bayes_dress.labels import quantity_label
+from bayes_dress.plot_data import RATES
+
 RATE_LABEL = "rate (proportion of patients)"
 FOREST_STYLE = {
     "observed": {"marker": "s", "color": "0.45", "linestyle": "-", "mfc": "white",
@@ -25,9 +28,6 @@ FOREST_STYLE = {
     "theta_new": {"marker": "D", "color": "black", "linestyle": "--", "mfc": "white",
                   "label": "new study rate, 95% predictive interval"},
 }
-#: Symbols of the model parameters, for axis labels.
-SYMBOLS = {"theta_new": "new-study rate θ_new", "theta": "study rate θ", "m": "mean rate m",
-           "phi": "heterogeneity φ", "tau": "logit SD τ", "mu": "logit mean μ"}
 
 
 def _grid(n: int, *, max_cols: int, width: float, height: float) -> tuple[Figure, list]:
@@ -66,8 +66,10 @@ def forest_figure(rows: list[dict], *, title: str) -> Figure:
 
 
 def _axis_label(name: str) -> str:
-    symbol = SYMBOLS.get(name, name)
-    return f"{symbol} (proportion of patients)" if name in ("m", "theta", "theta_new") else symbol
+    # A rate's gloss gives way to its unit: one parenthesis per label.
+    if name in RATES:
+        return f"{quantity_label(name, short=True)} (proportion of patients)"
+    return quantity_label(name)
 
 
 def prior_posterior_figure(panels: list[dict], *, title: str) -> Figure:

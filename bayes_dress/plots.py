@@ -24,16 +24,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
 from bayes_dress import plot_data as data
 from bayes_dress import plot_figures as figures
-from bayes_dress.errors import RunDirError, SpecError
-from bayes_dress.labels import OUTCOME_LABELS, outcome_label
-from bayes_dress.models import get_model
+from bayes_dress.errors import RunDirError
+from bayes_dress.labels import outcome_label
+from bayes_dress.models import STUDY_DIM
 from bayes_dress.outputs import _sha256, atomic_directory, atomic_write_text, safe_name
 from bayes_dress.report import REPORT_NAME
+from bayes_dress.summaries import UNREPORTED
 
 PLOTS_DIR = "plots"
 INDEX_FILE = "index.json"
@@ -43,8 +45,7 @@ PNG_DPI = 120
 #: What plotting reads from each saved fit: group -> variables.
 REQUIRED = {"posterior": ("theta", "mean_rate", "theta_new"), "observed_data": ("y",),
             "constant_data": ("n",)}
-__all__ = ["OUTCOME_LABELS", "draw_plots", "load_fits", "outcome_label", "plot_fit",
-           "plot_run", "stale_report_note"]
+__all__ = ["draw_plots", "load_fits", "plot_fit", "plot_run", "stale_report_note"]
 
 
 def load_fits(run_dir: str | Path) -> dict[str, xr.DataTree]:
@@ -54,7 +55,8 @@ def load_fits(run_dir: str | Path) -> dict[str, xr.DataTree]:
     ------
     RunDirError
         No saved fit, a file that cannot be read, or one without a group or variable
-        plotting needs (:data:`REQUIRED`).
+        plotting needs (:data:`REQUIRED`), or whose counts, replicated counts or study
+        rates are not what a fit writes (see :func:`_check_values`).
     """
     run_dir = Path(run_dir)
     paths = sorted(run_dir.glob("posterior-*.nc")) + sorted(run_dir.glob("marginals-*.nc"))
@@ -96,6 +98,9 @@ def _unreadable(err: Exception) -> str:
 
 
 def _check_groups(path: Path, tree: xr.DataTree) -> None:
+    """Raise :class:`RunDirError` unless ``tree`` holds every group and variable plotting
+    reads, with the dimensions and values a fit writes: checked once here, so the plot
+    functions can trust them."""
     for group, names in REQUIRED.items():
         if group not in tree.children:
             raise RunDirError(f"'{path}' has no '{group}' group: not a fit saved by "
@@ -104,18 +109,95 @@ def _check_groups(path: Path, tree: xr.DataTree) -> None:
         if missing:
             raise RunDirError(f"'{path}': group '{group}' lacks variable(s) "
                               f"{', '.join(missing)}: not a fit saved by bayes-dress")
-    name = tree.attrs.get("model")
-    try:
-        model = get_model(str(name))
-    except SpecError:  # no known model: plotting falls back to the population quantities
+    # A model this version does not know is no error: the plots fall back on the
+    # population quantities every fit has.
+    model = data.model_of(tree)
+    if model is not None:
+        # Exact runs keep no draws of the non-centred z (it is never plotted).
+        needed = [n for n in model.sampled if not (_is_exact(tree) and n in UNREPORTED)]
+        missing = [n for n in needed if n not in tree["posterior"].data_vars]
+        if missing:
+            raise RunDirError(f"'{path}': group 'posterior' lacks variable(s) "
+                              f"{', '.join(missing)} sampled by its model {model.name}: not "
+                              "a fit saved by bayes-dress (refit to plot it)")
+    _check_values(path, tree)
+
+
+def _check_values(path: Path, tree: xr.DataTree) -> None:
+    """The counts y and n, the replicated counts y_rep and the study rates theta have the
+    studies and ranges every plot assumes.
+
+    Unchecked, a NaN count or n = 0 draws a meaningless forest plot without complaint, and
+    a y_rep below 0 or above n breaks the posterior predictive check's bins.
+    """
+    y, n = tree["observed_data"]["y"], tree["constant_data"]["n"]
+    for where, counts in (("observed_data/y", y), ("constant_data/n", n)):
+        if counts.dims != (STUDY_DIM,):
+            raise RunDirError(f"'{path}': {where} must have the one dimension "
+                              f"'{STUDY_DIM}', not {_dims(counts)}")
+    studies = [str(s) for s in y[STUDY_DIM].values]
+    if not studies or [str(s) for s in n[STUDY_DIM].values] != studies:
+        raise RunDirError(f"'{path}': observed_data/y and constant_data/n must list the "
+                          "same studies, at least one")
+    _check_whole(path, "constant_data/n", n.values, low=1)
+    _check_whole(path, "observed_data/y", y.values, low=0)
+    totals = n.values
+    over = np.flatnonzero(y.values > totals)
+    if over.size:
+        i = over[0]
+        raise RunDirError(f"'{path}': observed_data/y exceeds constant_data/n for study "
+                          f"{studies[i]} ({y.values[i]:g} > {totals[i]:g})")
+    theta = _by_study(path, "posterior/theta", tree["posterior"]["theta"], studies)
+    with np.errstate(invalid="ignore"):
+        rates = np.isfinite(theta.values) & (theta.values >= 0) & (theta.values <= 1)
+    if not rates.all():
+        raise RunDirError(f"'{path}': posterior/theta must hold rates in [0, 1], not "
+                          f"{theta.values[~rates][0]:g}")
+    if "posterior_predictive" not in tree.children:  # exact runs compute y_rep's law
         return
-    # Exact runs keep no draws of the non-centred z (it is never plotted).
-    needed = [n for n in model.sampled if not (_is_exact(tree) and n in data.NOT_SHOWN)]
-    missing = [n for n in needed if n not in tree["posterior"].data_vars]
+    if "y" not in tree["posterior_predictive"].data_vars:
+        raise RunDirError(f"'{path}': group 'posterior_predictive' lacks variable(s) y: not "
+                          "a fit saved by bayes-dress")
+    replicated = _by_study(path, "posterior_predictive/y", tree["posterior_predictive"]["y"],
+                           studies)
+    _check_whole(path, "posterior_predictive/y", replicated.values, low=0)
+    over = replicated.values > totals  # study is the last dimension: broadcasts per study
+    if over.any():
+        i = np.argwhere(over)[0][-1]
+        raise RunDirError(f"'{path}': posterior_predictive/y exceeds constant_data/n for "
+                          f"study {studies[i]} ({replicated.values[over][0]:g} > "
+                          f"{totals[i]:g})")
+
+
+def _dims(array: xr.DataArray) -> str:
+    return "(" + ", ".join(map(str, array.dims)) + ")"
+
+
+def _by_study(path: Path, where: str, array: xr.DataArray, studies: list[str]
+              ) -> xr.DataArray:
+    """``array`` with the observed studies, in their order, along its last dimension."""
+    if STUDY_DIM not in array.dims:
+        raise RunDirError(f"'{path}': {where} has no '{STUDY_DIM}' dimension (it has "
+                          f"{_dims(array)}): not a fit saved by bayes-dress")
+    have = {str(s) for s in array[STUDY_DIM].values}
+    missing = [s for s in studies if s not in have]
     if missing:
-        raise RunDirError(f"'{path}': group 'posterior' lacks variable(s) "
-                          f"{', '.join(missing)} sampled by its model {name}: not a fit "
-                          "saved by bayes-dress (refit to plot it)")
+        raise RunDirError(f"'{path}': {where} lacks study(ies) {', '.join(missing)} of "
+                          "observed_data/y")
+    return array.sel({STUDY_DIM: studies}).transpose(..., STUDY_DIM)
+
+
+def _check_whole(path: Path, where: str, values: np.ndarray, *, low: int) -> None:
+    """Every value is a whole number >= ``low``."""
+    values = np.asarray(values)
+    if not (np.issubdtype(values.dtype, np.integer)
+            or np.issubdtype(values.dtype, np.floating)):
+        raise RunDirError(f"'{path}': {where} must hold counts, not {values.dtype} values")
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(values) & (values == np.round(values)) & (values >= low)
+    if not whole.all():
+        raise RunDirError(f"'{path}': {where} must hold whole numbers >= {low}, not "
+                          f"{values[~whole][0]:g}")
 
 
 def _model_note(tree: xr.DataTree) -> str:

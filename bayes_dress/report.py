@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,11 +32,33 @@ RUN_CSVS = {
 RUN_JSONS = ("manifest.json", "diagnostics.json")
 #: Columns that must be numbers, per run CSV.
 RUN_NUMERIC = {"data_used.csv": ("events", "total")}
-#: Keys of a run's manifest.json that, when present, must be JSON objects.
-MANIFEST_OBJECTS = ("outcomes", "data", "config", "model", "priors", "packages", "platform",
-                    "files")
-#: Keys of a sweep's manifest.json that, when present, must be JSON objects.
-SWEEP_MANIFEST_OBJECTS = ("data", "primary_config")
+#: The JSON type of each key the report reads from a run's manifest.json, by dotted path
+#: ("*" stands for every key of an object); parents come before their children. A key
+#: that is absent or null is not checked: the report shows it as missing.
+MANIFEST_TYPES = {
+    "outcomes": "object", "outcomes.*": "object", "outcomes.*.notes": "list",
+    "data": "object", "data.path": "string", "data.sha256": "string",
+    "config": "object", "config.model": "string", "config.sampler": "object",
+    "config.definitions": "object", "config.exclude": "list of strings",
+    "model": "object", "model.name": "string", "model.title": "string",
+    "model.equations": "list of strings",
+    "priors": "object", "packages": "object", "platform": "object", "files": "object",
+}
+#: The same for diagnostics.json.
+DIAGNOSTICS_TYPES = {"outcomes": "object", "outcomes.*": "object",
+                     "outcomes.*.checks": "list of objects",
+                     "outcomes.*.exact_engine": "object"}
+#: The same for a sweep's manifest.json.
+SWEEP_MANIFEST_TYPES = {"data": "object", "data.sha256": "string",
+                        "primary_config": "object", "primary_config.model": "string"}
+#: What each JSON type name of the tables above accepts.
+JSON_TYPES = {
+    "object": lambda v: isinstance(v, dict),
+    "list": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "list of strings": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+    "list of objects": lambda v: isinstance(v, list) and all(isinstance(i, dict) for i in v),
+}
 SENSITIVITY_CSVS = {
     "sensitivity.csv": ("scenario", "outcome", "quantity", "median", "q2.5", "q97.5",
                         "status"),
@@ -43,7 +66,7 @@ SENSITIVITY_CSVS = {
                        "probability_min", "probability_max"),
 }
 #: Optional in a sensitivity directory: shown when present, noted when absent.
-SENSITIVITY_OPTIONAL_CSVS = {"psense.csv": ("outcome", "variable", "diagnosis")}
+PSENSE_CSV, PSENSE_COLUMNS = "psense.csv", ("outcome", "variable", "diagnosis")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: Columns read as text, so that a study called "NA" or "None" stays a name.
 TEXT_COLUMNS = ("outcome", "parameter", "study", "definition", "quote", "location",
@@ -119,9 +142,9 @@ def _read_csv(path: Path, columns: tuple[str, ...], what: str,
     if not path.is_file():
         raise ReportError(f"'{path.parent}' is not a {what}: it has no {path.name}")
     try:
-        header = pd.read_csv(path, nrows=0).columns
-        text = {c: str for c in TEXT_COLUMNS if c in header}
-        frame = pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
+        # pandas ignores the dtype of a column the file does not have.
+        frame = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str),
+                            keep_default_na=False, na_values=[""])
     except (OSError, UnicodeDecodeError, pd.errors.ParserError,
             pd.errors.EmptyDataError) as err:
         raise ReportError(f"{path}: cannot read as CSV ({err})") from None
@@ -133,9 +156,28 @@ def _read_csv(path: Path, columns: tuple[str, ...], what: str,
             frame[column] = pd.to_numeric(frame[column], errors="raise")
         except (ValueError, TypeError):
             raise ReportError(f"{path}: column '{column}' must hold numbers") from None
-    for column in text:
-        frame[column] = frame[column].fillna("")
+    for column in TEXT_COLUMNS:
+        if column in frame.columns:
+            frame[column] = frame[column].fillna("")
     return frame
+
+
+def _check_counts(path: Path, frame: pd.DataFrame) -> None:
+    """Every row of data_used.csv counts 0 <= events <= total patients, total > 0, in
+    whole numbers: the report sums, divides and prints them as such."""
+    rows = frame[["outcome", "study", "events", "total"]].itertuples(index=False, name=None)
+    for i, (outcome, study, events, total) in enumerate(rows, start=1):
+        where = f"{path}: row {i} ({outcome}, {study})"
+        for column, value in (("events", events), ("total", total)):
+            if math.isnan(value):
+                raise ReportError(f"{where}: '{column}' is empty")
+            if not (math.isfinite(value) and float(value).is_integer() and value >= 0):
+                raise ReportError(f"{where}: '{column}' must be a whole number >= 0, not "
+                                  f"{value:g}")
+        if total == 0:
+            raise ReportError(f"{where}: 'total' is 0: a study needs patients")
+        if events > total:
+            raise ReportError(f"{where}: events ({events:g}) > total ({total:g})")
 
 
 def _image_uri(directory: Path, relative: object) -> str | None:
@@ -197,31 +239,31 @@ def load_plots(directory: Path) -> Plots:
     return plots
 
 
-def _check_objects(path: Path, payload: dict, keys: tuple[str, ...],
-                   inside: str | None = None) -> None:
-    """Each of ``keys`` in ``payload`` (or in its object ``inside``), when present and not
-    null, is a JSON object."""
-    where = payload.get(inside) or {} if inside else payload
-    for key in keys:
-        value = where.get(key)
-        if value is not None and not isinstance(value, dict):
-            name = f"{inside}.{key}" if inside else key
-            raise ReportError(f"{path}: '{name}' must be a JSON object, not "
-                              f"{type(value).__name__}")
+def _values_at(payload: dict, key: str) -> list[tuple[str, object]]:
+    """(dotted name, value) of every value at ``key`` in ``payload``, ``*`` standing for
+    every key of an object; a value under a parent that is not an object is not reached
+    (its parent is checked first)."""
+    found: list[tuple[str, object]] = [("", payload)]
+    for part in key.split("."):
+        found = [(f"{name}.{k}" if name else str(k), v)
+                 for name, parent in found if isinstance(parent, dict)
+                 for k, v in (parent.items() if part == "*" else [(part, parent.get(part))])]
+    return found
 
 
-def _check_diagnostics(path: Path, diagnostics: dict) -> None:
-    """diagnostics.json's ``outcomes``: an object of objects whose ``checks`` are lists
-    of objects."""
-    _check_objects(path, diagnostics, ("outcomes",))
-    for outcome, entry in (diagnostics.get("outcomes") or {}).items():
-        if not isinstance(entry, dict):
-            raise ReportError(f"{path}: outcomes.{outcome} must be a JSON object")
-        checks = entry.get("checks") or []
-        if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
-            raise ReportError(f"{path}: outcomes.{outcome}.checks must be a JSON list of "
-                              "objects")
-        _check_objects(path, entry, ("exact_engine",))
+def _json_type(value: object) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", int: "number",
+            float: "number"}.get(type(value), type(value).__name__)
+
+
+def _check_types(path: Path, payload: dict, types: dict[str, str]) -> None:
+    """Each key of ``types`` in ``payload``, when present and not null, has its JSON type,
+    so the sections can read it without checking again."""
+    for key, kind in types.items():
+        for name, value in _values_at(payload, key):
+            if value is not None and not JSON_TYPES[kind](value):
+                raise ReportError(f"{path}: '{name}' must be a JSON {kind}, not "
+                                  f"{_json_type(value)}")
 
 
 def load_run(run_dir: str | Path) -> RunFiles:
@@ -232,20 +274,11 @@ def load_run(run_dir: str | Path) -> RunFiles:
     for name, payload in jsons.items():
         if not isinstance(payload, dict):
             raise ReportError(f"{path / name}: expected a JSON object")
-    manifest, diagnostics = jsons["manifest.json"], jsons["diagnostics.json"]
-    _check_objects(path / "manifest.json", manifest, MANIFEST_OBJECTS)
-    _check_objects(path / "manifest.json", manifest, ("sampler",), inside="config")
-    outcomes = manifest.get("outcomes") or {}
-    for outcome, meta in outcomes.items():
-        if meta is not None and not isinstance(meta, dict):
-            raise ReportError(f"{path / 'manifest.json'}: outcomes.{outcome} must be a JSON "
-                              "object")
-        if isinstance(meta, dict) and not isinstance(meta.get("notes") or [], list):
-            raise ReportError(f"{path / 'manifest.json'}: outcomes.{outcome}.notes must be a "
-                              "JSON list")
-    _check_diagnostics(path / "diagnostics.json", diagnostics)
+    _check_types(path / "manifest.json", jsons["manifest.json"], MANIFEST_TYPES)
+    _check_types(path / "diagnostics.json", jsons["diagnostics.json"], DIAGNOSTICS_TYPES)
     csvs = {name: _read_csv(path / name, columns, what, RUN_NUMERIC.get(name, ()))
             for name, columns in RUN_CSVS.items()}
+    _check_counts(path / "data_used.csv", csvs["data_used.csv"])
     return RunFiles(path, jsons["manifest.json"], jsons["diagnostics.json"],
                     csvs["summary.csv"], csvs["probabilities.csv"], csvs["data_used.csv"],
                     load_plots(path))
@@ -257,16 +290,14 @@ def load_sensitivity(sensitivity_dir: str | Path) -> SensitivityFiles:
     what = "sensitivity directory"
     csvs = {name: _read_csv(path / name, columns, what)
             for name, columns in SENSITIVITY_CSVS.items()}
-    psense = None
-    for name, columns in SENSITIVITY_OPTIONAL_CSVS.items():
-        if (path / name).exists():
-            psense = _read_csv(path / name, columns, what)
+    psense = (_read_csv(path / PSENSE_CSV, PSENSE_COLUMNS, what)
+              if (path / PSENSE_CSV).exists() else None)
     manifest = _read_json(path / "manifest.json", what) if (path / "manifest.json").exists() \
         else None
     if manifest is not None:
         if not isinstance(manifest, dict):
             raise ReportError(f"{path / 'manifest.json'}: expected a JSON object")
-        _check_objects(path / "manifest.json", manifest, SWEEP_MANIFEST_OBJECTS)
+        _check_types(path / "manifest.json", manifest, SWEEP_MANIFEST_TYPES)
     return SensitivityFiles(path, csvs["sensitivity.csv"], csvs["robustness.csv"], psense,
                             manifest, load_plots(path))
 

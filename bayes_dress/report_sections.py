@@ -19,17 +19,12 @@ from importlib import resources
 import pandas as pd
 
 from bayes_dress.errors import SpecError
-from bayes_dress.headline import LABELS
-from bayes_dress.labels import OUTCOME_LABELS
+from bayes_dress.labels import GREEK, OUTCOME_LABELS, outcome_label, quantity_label
 from bayes_dress.report import Plots, RunFiles, SensitivityFiles
 from bayes_dress.resources import bundled_path
 from bayes_dress.spec import get_model_spec
 
 HEADLINE = ("mean_rate", "sd_rates", "theta_new")
-QUANTITY_LABELS = {**LABELS, "theta": "study rate θ", "m": "mean rate m",
-                   "mu": "mean logit μ"}
-GREEK = {"theta": "θ", "kappa": "κ", "phi": "φ", "tau": "τ", "mu": "μ", "alpha": "α",
-         "beta": "β", "sigma": "σ"}
 SECTIONS = (("headline", "Headline"), ("diagnostics", "Diagnostics"),
             ("data", "Studies and data"), ("models", "Model and priors"),
             ("plots", "Plots"), ("posterior", "Posterior summary"),
@@ -127,16 +122,12 @@ def bullets(items: Iterable[object]) -> Markup:
     return Markup("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>")
 
 
-def outcome_name(outcome: str) -> str:
-    """A readable name for an outcome, as plain text (its own name if none is known);
-    the same labels as the plots (:mod:`bayes_dress.labels`)."""
-    return OUTCOME_LABELS.get(outcome, outcome)
-
-
-def outcome_label(outcome: str) -> Markup:
-    label = OUTCOME_LABELS.get(outcome)
-    return esc(outcome) if label is None else Markup(f"{esc(label)} (<code>{esc(outcome)}"
-                                                     "</code>)")
+def outcome_heading(outcome: str) -> Markup:
+    """An outcome's readable label followed by its name in the files as code, e.g.
+    "Severe adverse events (severe_ae)"; just the name when no label is known."""
+    if outcome not in OUTCOME_LABELS:
+        return esc(outcome)
+    return Markup(f"{esc(outcome_label(outcome))} (<code>{esc(outcome)}</code>)")
 
 
 def pretty_equation(text: str) -> Markup:
@@ -191,6 +182,7 @@ def check_result(passed: object, value: object = None) -> str:
 def failed_checks(run: RunFiles) -> list[str]:
     failed = []
     for outcome, entry in (run.diagnostics.get("outcomes") or {}).items():
+        entry = entry or {}  # null: nothing recorded
         for check in entry.get("checks") or []:
             if truthy(check.get("passed")) is False:
                 failed.append(f"{outcome}: {check.get('detail') or check.get('check')}")
@@ -272,7 +264,7 @@ def not_robust(row: pd.Series) -> bool:
 
 def _event(row: pd.Series) -> Markup:
     """The event of a tail probability in words, e.g. "P(new-study rate > 50%)"."""
-    quantity = LABELS.get(row["quantity"], row["quantity"]).split(" (")[0]
+    quantity = quantity_label(row["quantity"], short=True)
     return Markup(f"P({esc(quantity)} &gt; {pct(row['threshold'])})")
 
 
@@ -332,7 +324,7 @@ def headline(run: RunFiles, sens: SensitivityFiles | None = None) -> str:
                         'href="#sensitivity">details</a>): '
                         + (" ".join(robustness_sentence(r) for _, r in rob.iterrows())
                            if not rob.empty else "no verdict for this outcome.") + "</p>")
-        parts.append(f'<h3>{outcome_label(outcome)}</h3><p class="headline">'
+        parts.append(f'<h3>{outcome_heading(outcome)}</h3><p class="headline">'
                      f'{" ".join(text)}</p>{verdicts}')
     return _section("headline", "\n".join(parts))
 
@@ -348,7 +340,7 @@ def prior_statement(run: RunFiles, outcome: str) -> str:
     dominated = [(p, m) for p, f, m in flags if f]
     if not dominated:
         return "None of the population quantities is prior-dominated."
-    names = Markup(", ".join(f"{esc(LABELS.get(p, p))} ({pct(m)} of the prior's mass in "
+    names = Markup(", ".join(f"{esc(quantity_label(p))} ({pct(m)} of the prior's mass in "
                              "its 95% interval)" for p, m in dominated))
     return (f'<span class="prior-flag">Prior-dominated:</span> {names}. For '
             f'{"this quantity" if len(dominated) == 1 else "these quantities"} the data '
@@ -365,27 +357,30 @@ def diagnostics(run: RunFiles) -> str:
              f'{"FAIL: " + str(len(failed)) + " check(s) failed." if failed else
                 "PASS: every check passed."}</p>']
     for outcome, entry in outcomes.items():
-        rows, classes = [], []
-        for c in entry.get("checks") or []:
-            failed_check = truthy(c.get("passed")) is False
-            rows.append([c.get("check", ""), check_result(c.get("passed"), c.get("value")),
-                         num(c.get("value")), num(c.get("threshold")), c.get("detail", ""),
-                         c.get("remedy", "") if failed_check else ""])
-            classes.append("fail" if failed_check else "")
+        entry = entry or {}  # null: nothing recorded
+        checks = entry.get("checks") or []
+        classes = ["fail" if truthy(c.get("passed")) is False else "" for c in checks]
+        # A remedy column only when some check failed: passing checks need no remedy.
+        remedies = "fail" in classes
+        rows = []
+        for c, cls in zip(checks, classes, strict=True):
+            row = [c.get("check", ""), check_result(c.get("passed"), c.get("value")),
+                   num(c.get("value")), num(c.get("threshold")), c.get("detail", "")]
+            if remedies:
+                row.append(c.get("remedy", "") if cls == "fail" else "")
+            rows.append(row)
         engine = entry.get("engine", "")
         exact = entry.get("exact_engine") or {}
         extra = (f" Exact engine: {count(exact.get('grid_points'))} grid points per axis"
                  + (f", grid error {num(exact['grid_error'], 6)}"
                     if exact.get("grid_error") is not None else "") + "."
                  if exact else "")
-        parts.append(f"<h3>{outcome_label(outcome)}</h3><p>Engine: {esc(engine)}. Overall: "
+        parts.append(f"<h3>{outcome_heading(outcome)}</h3><p>Engine: {esc(engine)}. Overall: "
                      f"<strong>{check_result(entry.get('passed'))}</strong>.{extra}"
                      "</p>")
-        if "fail" not in classes:  # no remedies to show
-            rows = [row[:-1] for row in rows]
-        parts.append(table(["check", "result", "value", "threshold", "detail", "remedy"]
-                           [:len(rows[0]) if rows else 6], rows, numeric=(2, 3),
-                           row_classes=classes))
+        headers = ["check", "result", "value", "threshold", "detail",
+                   *(["remedy"] if remedies else [])]
+        parts.append(table(headers, rows, numeric=(2, 3), row_classes=classes))
     if not outcomes:
         parts.append('<p class="note">diagnostics.json lists no outcomes.</p>')
     return _section("diagnostics", "\n".join(parts))
@@ -406,8 +401,7 @@ def data_section(run: RunFiles) -> str:
             definition = r.get("definition", "")
             if truthy(r.get("primary")) and definition != "primary":
                 definition = f"{definition} (primary)"
-            total = _float(r["total"])
-            rate = _float(r["events"]) / total if total else float("nan")
+            rate = r["events"] / r["total"]  # report.load_run checked total > 0
             quote = r.get("quote", "")
             note = str(r.get("note", "") or "")
             bound = (" <strong>(lower bound)</strong>"
@@ -416,7 +410,7 @@ def data_section(run: RunFiles) -> str:
                                                         f"{count(r['total'])}{bound}"),
                          pct(rate), Markup(f'<span class="quote">“{esc(quote)}”</span>')
                          if quote else "", r.get("location", ""), note_cell(note)])
-        parts.append(f"<h3>{outcome_label(outcome)}</h3>")
+        parts.append(f"<h3>{outcome_heading(outcome)}</h3>")
         parts.append(table(["study", "definition", "events/total", "observed rate",
                             "provenance quote", "location", "how the count was derived"],
                            rows, numeric=(2, 3)))
@@ -514,12 +508,12 @@ def posterior_section(run: RunFiles) -> str:
         rows, classes = [], []
         for _, r in s[s["outcome"] == outcome].iterrows():
             dominated = truthy(r["prior_dominated"])
-            rows.append([QUANTITY_LABELS.get(r["parameter"], r["parameter"]), r["study"],
+            rows.append([quantity_label(r["parameter"]), r["study"],
                          Markup("—") if r["parameter"] in HEAVY_TAILED else num(r["mean"]),
                          num(r["median"]), _interval(r), _sampling(r),
                          num(r.get("prior_mass_in_ci95"), 2), yes_no(dominated)])
             classes.append("flag" if dominated else "")
-        parts.append(f"<h3>{outcome_label(outcome)}</h3>")
+        parts.append(f"<h3>{outcome_heading(outcome)}</h3>")
         parts.append(table(["quantity", "study", "mean", "median", "95% interval",
                             "ESS · R-hat", "prior mass", "prior-dominated"], rows,
                            numeric=range(2, 7), row_classes=classes))
@@ -529,7 +523,7 @@ def posterior_section(run: RunFiles) -> str:
             prow = []
             for quantity, group in probs.groupby("quantity", sort=False):
                 by = {t: g.iloc[0] for t, g in group.groupby("threshold")}
-                prow.append([LABELS.get(quantity, quantity), *[
+                prow.append([quantity_label(quantity), *[
                     Markup(f"{num(by[t]['probability'], 2)}"
                            + (f" ± {num(by[t]['mcse'], 3)}" if "mcse" in by[t] else ""))
                     if t in by else "–" for t in thresholds]])
@@ -613,7 +607,7 @@ def sensitivity_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
         verdict = str(r.get("verdict", ""))
         flagged = not_robust(r) and not verdict.lower().startswith("not robust")
         rows.append([
-            outcome_name(r["outcome"]), _event(r),
+            outcome_label(r["outcome"]), _event(r),
             num(r["probability_primary"], 2),
             Markup(f"{num(r['probability_min'], 2)} to {num(r['probability_max'], 2)}"),
             Markup(f'<span class="small">min: {esc(r.get("min_scenario", ""))}<br>max: '
@@ -654,9 +648,9 @@ def sensitivity_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
                          *[_estimate(by[q]) if q in by else "–" for q in quantities]])
             classes.append("fail" if str(status).strip().lower() != "ok"
                            else "flag" if changed else "")
-        parts.append(f"<h4>{outcome_label(outcome)}</h4>")
+        parts.append(f"<h4>{outcome_heading(outcome)}</h4>")
         parts.append(table(["scenario", "studies", "status",
-                            *[LABELS.get(q, q) for q in quantities]], rows,
+                            *[quantity_label(q) for q in quantities]], rows,
                            numeric=(1,), row_classes=classes))
     if sens.psense is not None:
         ps = sens.psense
@@ -714,7 +708,7 @@ def limitations(run: RunFiles, sens: SensitivityFiles | None) -> str:
                   and truthy(row["prior_dominated"])]
     if predictive:
         items.append("The new-study (predictive) interval is mostly prior for: "
-                     + ", ".join(outcome_name(o) for o in predictive) + ". It shows how "
+                     + ", ".join(outcome_label(o) for o in predictive) + ". It shows how "
                      "little is known about the next study's rate, not a property of the "
                      "treatment.")
     if totals and min(totals) < 30:
@@ -787,7 +781,7 @@ def render(run: RunFiles, sens: SensitivityFiles | None, *, title: str | None,
            date: dt.date) -> str:
     model = run.manifest.get("model") or {}
     title = title or f"Bayesian meta-analysis: {model.get('title') or 'report'}"
-    outcomes = ", ".join(OUTCOME_LABELS.get(o, o) for o in outcomes_of(run))
+    outcomes = ", ".join(outcome_label(o) for o in outcomes_of(run))
     css = resources.files("bayes_dress").joinpath("report.css").read_text(encoding="utf-8")
     toc = "".join(f'<li><a href="#{key}">{esc(name)}</a></li>' for key, name in SECTIONS)
     body = [

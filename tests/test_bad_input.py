@@ -12,6 +12,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from conftest import assert_no_traceback, assert_user_error
 
 from bayes_dress.cli import main
 
@@ -21,27 +22,6 @@ HEADER = "study,events,total\n"
 
 def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_no_traceback(result):
-    # CliRunner catches exceptions: anything but SystemExit would be a traceback to a user.
-    assert isinstance(result.exception, SystemExit), (result.exception, result.output)
-    assert "Traceback" not in result.output
-    assert "Traceback" not in result.stderr
-
-
-def assert_user_error(result, *words):
-    """Exit 2, nothing on stdout, exactly one ``error:`` line on stderr naming ``words``."""
-    assert result.exit_code == 2, result.output
-    assert_no_traceback(result)
-    assert result.stdout == ""
-    err = result.stderr
-    assert err.endswith("\n") and err.count("\n") == 1, repr(err)
-    assert err.startswith("error: "), err
-    assert err.strip() in result.output
-    for word in words:
-        assert word in err, (word, err)
-    return err
 
 
 def write(tmp_path, text, name="table.csv"):

@@ -14,6 +14,7 @@ import base64
 import fcntl
 import json
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -108,7 +109,11 @@ class DevTools:
 
     def _receive(self) -> dict:
         while b"\0" not in self._buffer:
-            if time.monotonic() > self.deadline:
+            # Wait for a reply no longer than the time left: os.read alone would block for
+            # ever on a browser that has stopped talking, and hang the test run with it.
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._from_browser], [], [],
+                                                   remaining)[0]:
                 raise TimeoutError("chromium did not answer in time")
             chunk = os.read(self._from_browser, 1 << 16)
             if not chunk:
@@ -147,6 +152,22 @@ class DevTools:
             os.close(self._to_browser)
             os.close(self._from_browser)
             shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def test_a_silent_browser_times_out():
+    """A browser that never answers fails the wait at its deadline instead of hanging."""
+    silent = object.__new__(DevTools)  # the reading side only: no process is started
+    read_end, write_end = os.pipe()
+    silent._from_browser, silent._buffer = read_end, b""
+    silent.deadline = time.monotonic() + 0.2
+    try:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError, match="did not answer in time"):
+            silent._receive()
+        assert time.monotonic() - start < 5
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 IMAGES_JS = ("JSON.stringify([...document.images].map(i => ({alt: i.alt, src: i.src, "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -14,12 +13,14 @@ import pandas as pd
 import pytest
 import xarray as xr
 from click.testing import CliRunner
-from conftest import FAST
+from conftest import FAST, assert_user_error
 from scipy import stats
 
 from bayes_dress import RunConfig, outputs, plots, run_fit, write_run
 from bayes_dress import plot_data as data
 from bayes_dress.cli import main
+from bayes_dress.errors import RunDirError
+from bayes_dress.models import get_model
 
 INDEX_KEYS = ["name", "title", "caption", "outcome", "png", "svg"]
 
@@ -145,7 +146,7 @@ def test_ppc_compares_replicated_and_observed_counts(nuts_run):
         draws = replicated.sel(study=row["study"]).values.reshape(-1)
         assert row["pmf"][observed] == pytest.approx(np.mean(draws == observed))
         assert row["p_ge"] == pytest.approx(np.mean(draws >= observed))
-        assert row["interval"][0] <= observed <= row["interval"][1]
+        assert row["p_le"] == pytest.approx(np.mean(draws <= observed))
     _, _, fig = plots._ppc("success", fit)
     assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["Joly2012 (1/6)",
                                                                    "Sim2022 (16/18)"]
@@ -161,7 +162,7 @@ def test_benefit_risk_quadrants(nuts_run):
     favourable = br["quadrants"][0]
     assert favourable["benefit_above"] and favourable["risk_below"]
     assert favourable["probability"] == pytest.approx(p_benefit * p_safe)
-    assert len(br["x"]) == len(br["y"]) <= 4000
+    assert len(br["x"]) == len(br["y"]) == min(FAST.chains * FAST.draws, data.SCATTER_POINTS)
     _, caption, fig = plots._benefit_risk(success, harm, benefit_threshold=0.5,
                                           risk_threshold=0.2)
     texts = [t.get_text() for t in fig.axes[0].texts]
@@ -188,12 +189,15 @@ def test_trace_shows_each_chain_of_the_sampled_parameters_apart(nuts_run):
 def test_rank_plot_thins_draws_to_about_the_ess(nuts_run):
     fit = tree(nuts_run)
     full = data.sampled_draws(fit)
-    ess = azs.ess(full, method="bulk")
-    expected = max(math.ceil(FAST.chains * FAST.draws / float(ess[v])) for v in ess.data_vars)
-    assert data.ess_thinning(full) == expected
     thinned, factor = data.thin_to_ess(full)
-    assert factor == expected
-    kept = math.ceil(FAST.draws / factor)
+    # FAST's autocorrelated NUTS draws (ESS well below 2 x 1000) need thinning, and not so
+    # much that MIN_RANK_DRAWS per chain would cap it.
+    assert 1 < factor < FAST.draws // data.MIN_RANK_DRAWS
+    # The smallest factor that keeps no more draws than the worst ESS: one less keeps more.
+    worst = min(float(v) for v in azs.ess(full, method="bulk").data_vars.values())
+    total = FAST.chains * FAST.draws
+    assert total / factor <= worst < total / (factor - 1)
+    kept = len(range(0, FAST.draws, factor))  # draws 0, factor, 2 factor, ... of each chain
     assert thinned.sizes["draw"] == kept
     np.testing.assert_array_equal(thinned["m"].values, full["m"].values[:, ::factor])
     _, caption, fig = plots._rank("success", fit)
@@ -203,8 +207,8 @@ def test_rank_plot_thins_draws_to_about_the_ess(nuts_run):
         curves = [line for line in ax.lines if len(line.get_xdata()) == kept]
         assert len(curves) == FAST.chains
         assert ax.get_ylabel() and ax.yaxis.get_visible()
-    assert "thinned to about the effective sample size" in caption or factor == 1
-    assert f"{kept} of {FAST.draws} per chain" in caption or factor == 1
+    assert "thinned to about the effective sample size" in caption
+    assert f"one draw in {factor}: {kept} of {FAST.draws} per chain" in caption
     plots.figures.close(fig)
 
 
@@ -251,25 +255,30 @@ def test_plot_command_redraws_the_same_plots(nuts_run, tmp_path):
     assert not list(run.glob(".plots*"))
 
 
-@pytest.mark.parametrize("make", ["missing", "no_manifest", "no_fits"])
-def test_plot_command_bad_run_dir_is_one_line(tmp_path, make):
+@pytest.mark.parametrize(("make", "expected"), [
+    ("missing", "does not exist or is not a directory"),
+    ("no_manifest", "no readable manifest.json"),
+    ("no_fits", "has no posterior-*.nc or marginals-*.nc file to plot"),
+])
+def test_plot_command_bad_run_dir_is_one_line(tmp_path, make, expected):
     run = tmp_path / "run"
     if make != "missing":
         run.mkdir()
     if make == "no_fits":
         (run / "manifest.json").write_text("{}")
-    result = CliRunner().invoke(main, ["plot", str(run)])
-    assert result.exit_code == 2
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
-    assert "Traceback" not in result.output + result.stderr
+    assert_user_error(CliRunner().invoke(main, ["plot", str(run)]), str(run), expected)
 
 
-def _save_groups(source, target, drop=(), drop_var=None):
+def _save_groups(source, target, drop=(), drop_var=None, edit=None):
+    """Copy a saved fit without the groups ``drop`` and the variable ``drop_var`` (group,
+    name), after ``edit`` (a function that changes the dict of groups in place)."""
     fit = xr.load_datatree(source)
     groups = {f"/{k}": c.to_dataset() for k, c in fit.children.items() if k not in drop}
     if drop_var:
         group, var = drop_var
         groups[f"/{group}"] = groups[f"/{group}"].drop_vars(var)
+    if edit is not None:
+        edit(groups)
     out = xr.DataTree.from_dict(groups)
     out.attrs = dict(fit.attrs)
     out.to_netcdf(target)
@@ -287,21 +296,10 @@ def test_plot_command_fit_without_a_group_is_one_line(nuts_run, tmp_path, drop, 
     shutil.copy(nuts_run / "manifest.json", run)
     _save_groups(nuts_run / "posterior-success.nc", run / "posterior-success.nc", drop,
                  drop_var)
-    with pytest.raises(plots.RunDirError, match=r"posterior-success\.nc"):
+    with pytest.raises(RunDirError, match=r"posterior-success\.nc"):
         plots.load_fits(run)
-    result = CliRunner().invoke(main, ["plot", str(run)])
-    assert result.exit_code == 2
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
-    assert expected in result.stderr and "posterior-success.nc" in result.stderr
-    assert "Traceback" not in result.output + result.stderr
-
-
-def _one_line_error(result, *expected):
-    assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
-    assert "Traceback" not in result.output + result.stderr
-    for text in expected:
-        assert text in result.stderr
+    assert_user_error(CliRunner().invoke(main, ["plot", str(run)]), expected,
+                      "posterior-success.nc")
 
 
 def _snapshot(run):
@@ -309,32 +307,76 @@ def _snapshot(run):
             if p.is_file()}
 
 
-@pytest.mark.parametrize(("manifest", "expected"), [
-    ("[]", "expected a JSON object"),
-    ('{"files": []}', "'files' must be a JSON object"),
-    ('{"files": "x"}', "'files' must be a JSON object"),
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("manifest.json", "[]", "expected a JSON object"),
+    ("manifest.json", '{"files": []}', "'files' must be a JSON object"),
+    ("manifest.json", '{"files": "x"}', "'files' must be a JSON object"),
+    ("summary.csv", "parameter,mean\nm,0.5\n", "no 'outcome' column"),
+    ("summary.csv", "", "cannot read"),
 ])
-def test_plot_command_bad_manifest_changes_nothing(nuts_run, tmp_path, manifest, expected):
+def test_plot_command_bad_file_changes_nothing(nuts_run, tmp_path, name, content, expected):
     run = tmp_path / "run"
     shutil.copytree(nuts_run, run)
-    (run / "manifest.json").write_text(manifest)
+    (run / name).write_text(content)
     before = _snapshot(run)
-    _one_line_error(CliRunner().invoke(main, ["plot", str(run)]), expected, "manifest.json")
+    assert_user_error(CliRunner().invoke(main, ["plot", str(run)]), expected, name)
     assert _snapshot(run) == before
-    assert not [p for p in run.iterdir() if p.name.startswith(".")]
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no half-drawn plots
 
 
-@pytest.mark.parametrize(("summary", "expected"), [
-    ("parameter,mean\nm,0.5\n", "no 'outcome' column"),
-    ("", "cannot read"),
+def _edit_variable(group: str, name: str, change):
+    """An edit of a saved fit: ``change`` maps the variable's DataArray to its new one."""
+    def edit(groups):
+        ds = groups[f"/{group}"]
+        groups[f"/{group}"] = ds.drop_vars(name).assign({name: change(ds[name])})
+    return edit
+
+
+def _set_first(value):
+    """A DataArray like the given one whose first element is ``value`` (a float upcasts;
+    a new array, so the saved integer encoding does not turn NaN back into a number)."""
+    def change(da):
+        values = da.values.astype(float if isinstance(value, float) else da.dtype)
+        values.flat[0] = value
+        return xr.DataArray(values, dims=da.dims, coords=da.coords)
+    return change
+
+
+def _theta_of_other_studies(groups):
+    # The study coordinate is shared within a group: replaced, not aligned with the old.
+    posterior = groups["/posterior"]
+    theta = posterior["theta"].assign_coords(study=["A", "B"])
+    groups["/posterior"] = posterior.drop_vars(["theta", "study"]).assign(theta=theta)
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (_edit_variable("posterior_predictive", "y", _set_first(-1)),
+     "posterior_predictive/y must hold whole numbers >= 0, not -1"),
+    (_edit_variable("posterior_predictive", "y", _set_first(7)),
+     "posterior_predictive/y exceeds constant_data/n for study Joly2012 (7 > 6)"),
+    (_edit_variable("posterior", "theta", lambda da: da.isel(study=0, drop=True)),
+     "posterior/theta has no 'study' dimension"),
+    (_theta_of_other_studies,
+     "posterior/theta lacks study(ies) Joly2012, Sim2022"),
+    (_edit_variable("posterior", "theta", _set_first(1.5)),
+     "posterior/theta must hold rates in [0, 1], not 1.5"),
+    (_edit_variable("observed_data", "y", _set_first(float("nan"))),
+     "observed_data/y must hold whole numbers >= 0, not nan"),
+    (_edit_variable("observed_data", "y", _set_first(7)),
+     "observed_data/y exceeds constant_data/n for study Joly2012 (7 > 6)"),
+    (_edit_variable("constant_data", "n", _set_first(0)),
+     "constant_data/n must hold whole numbers >= 1, not 0"),
+    (_edit_variable("constant_data", "n", lambda da: da.expand_dims(extra=1)),
+     "constant_data/n must have the one dimension 'study', not (extra, study)"),
 ])
-def test_plot_command_bad_summary_is_one_line(nuts_run, tmp_path, summary, expected):
+def test_plot_command_fit_with_bad_values_is_one_line(nuts_run, tmp_path, edit, expected):
     run = tmp_path / "run"
-    shutil.copytree(nuts_run, run)
-    (run / "summary.csv").write_text(summary)
-    before = _snapshot(run)
-    _one_line_error(CliRunner().invoke(main, ["plot", str(run)]), expected, "summary.csv")
-    assert _snapshot(run) == before
+    run.mkdir()
+    shutil.copy(nuts_run / "manifest.json", run)
+    _save_groups(nuts_run / "posterior-success.nc", run / "posterior-success.nc", edit=edit)
+    assert_user_error(CliRunner().invoke(main, ["plot", str(run)]), expected,
+                      "posterior-success.nc")
+    assert not (run / "plots").exists()
 
 
 def test_plot_command_fit_without_a_sampled_variable_is_one_line(nuts_run, tmp_path):
@@ -342,13 +384,13 @@ def test_plot_command_fit_without_a_sampled_variable_is_one_line(nuts_run, tmp_p
     run.mkdir()
     shutil.copy(nuts_run / "manifest.json", run)
     model = xr.load_datatree(nuts_run / "posterior-success.nc").attrs["model"]
-    sampled = plots.get_model(model).sampled
+    sampled = get_model(model).sampled
     _save_groups(nuts_run / "posterior-success.nc", run / "posterior-success.nc",
                  drop_var=("posterior", sampled[-1]))
-    with pytest.raises(plots.RunDirError, match="sampled by its model"):
+    with pytest.raises(RunDirError, match="sampled by its model"):
         plots.load_fits(run)
-    _one_line_error(CliRunner().invoke(main, ["plot", str(run)]),
-                    f"lacks variable(s) {sampled[-1]}", "posterior-success.nc")
+    assert_user_error(CliRunner().invoke(main, ["plot", str(run)]),
+                      f"lacks variable(s) {sampled[-1]}", "posterior-success.nc")
 
 
 def test_plot_command_unreadable_fit_is_one_clean_line(nuts_run, tmp_path):
@@ -356,10 +398,10 @@ def test_plot_command_unreadable_fit_is_one_clean_line(nuts_run, tmp_path):
     run.mkdir()
     shutil.copy(nuts_run / "manifest.json", run)
     (run / "posterior-success.nc").write_bytes(b"not a netCDF file")
-    result = CliRunner().invoke(main, ["plot", str(run)])
-    assert result.exit_code == 2
-    assert result.stderr.count("\n") == 1 and "http" not in result.stderr
-    assert "\\n" not in result.stderr and "posterior-success.nc" in result.stderr
+    err = assert_user_error(CliRunner().invoke(main, ["plot", str(run)]),
+                            f"cannot read '{run / 'posterior-success.nc'}': not a netCDF "
+                            "file bayes-dress can open")
+    assert "http" not in err and "\\n" not in err  # not xarray's multi-line message
 
 
 def test_manifest_update_uses_a_unique_temp_file(nuts_run, tmp_path, monkeypatch):

@@ -22,10 +22,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import assert_user_error
 
 from bayes_dress import RunConfig, outputs, run_fit, write_run
 from bayes_dress.cli import main
 from bayes_dress.errors import ReportError
+from bayes_dress.labels import quantity_label
 from bayes_dress.report import REPORT_NAME, render_report, write_report
 
 SECTION_IDS = ["headline", "diagnostics", "data", "models", "plots", "posterior",
@@ -250,7 +252,8 @@ def test_posterior_table_fits_and_hides_the_mean_of_kappa(run_dir):
     headers = re.findall(r"<th(?: class=num)?>(.*?)</th>", first.split("</thead>")[0])
     assert headers == ["quantity", "study", "mean", "median", "95% interval",
                        "ESS · R-hat", "prior mass", "prior-dominated"]
-    kappa = next(tr for tr in re.findall(r"<tr>.*?</tr>", first) if "kappa" in tr)
+    kappa = next(tr for tr in re.findall(r"<tr>.*?</tr>", first)
+                 if f"<td>{quantity_label('kappa')}</td>" in tr)
     assert re.findall(r"<td[^>]*>(.*?)</td>", kappa)[2] == "—"
 
 
@@ -424,22 +427,14 @@ def test_cli_report_and_one_line_errors(run_dir, run_copy, sweep_dir, tmp_path):
     (run_copy / "manifest.json").write_text("{not json")
     (tmp_path / "file").write_text("")
     (tmp_path / "empty").mkdir()
-    for args in ([str(tmp_path / "nope")], [str(tmp_path / "file")], [str(run_copy)],
-                 [str(tmp_path / "empty")], [str(run_dir), str(tmp_path / "empty")]):
-        result = cli("report", *args)
-        assert result.exit_code == 2, args
-        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
-        assert "Traceback" not in result.output
-    assert "not a sensitivity directory" in result.stderr  # the run dir was fine
+    for args, expected in (
+            ([tmp_path / "nope"], "does not exist"),
+            ([tmp_path / "file"], "is not a directory"),
+            ([run_copy], "manifest.json: cannot read as JSON"),
+            ([tmp_path / "empty"], "it has no manifest.json"),
+            ([run_dir, tmp_path / "empty"], "not a sensitivity directory")):  # run dir fine
+        assert_user_error(cli("report", *map(str, args)), expected)
     assert not (run_dir / REPORT_NAME).exists()
-
-
-def one_line_error(result, *expected):
-    assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
-    assert "Traceback" not in result.output + result.stderr
-    for text in expected:
-        assert text in result.stderr
 
 
 def edit_json(path: Path, change) -> None:
@@ -455,27 +450,70 @@ def edit_json(path: Path, change) -> None:
     ("diagnostics.json", lambda d: {**d, "outcomes": list(d["outcomes"])}, "'outcomes'"),
     ("diagnostics.json", lambda d: {**d, "outcomes": {"success": {"checks": "ok"}}},
      "checks"),
+    # Nested keys the sections read, each of the wrong type.
+    ("manifest.json", lambda m: {**m, "config": {**m["config"], "exclude": 5}},
+     "'config.exclude' must be a JSON list of strings, not number"),
+    ("manifest.json", lambda m: {**m, "config": {**m["config"], "exclude": [1]}},
+     "'config.exclude' must be a JSON list of strings, not list"),
+    ("manifest.json", lambda m: {**m, "config": {**m["config"], "definitions": [1]}},
+     "'config.definitions' must be a JSON object, not list"),
+    ("manifest.json", lambda m: {**m, "config": {**m["config"], "sampler": "nutpie"}},
+     "'config.sampler' must be a JSON object, not string"),
+    ("manifest.json", lambda m: {**m, "model": {**m["model"], "equations": 5}},
+     "'model.equations' must be a JSON list of strings, not number"),
+    ("manifest.json", lambda m: {**m, "model": {**m["model"], "name": 3}},
+     "'model.name' must be a JSON string, not number"),
+    ("manifest.json", lambda m: {**m, "data": {**m["data"], "sha256": 5}},
+     "'data.sha256' must be a JSON string, not number"),
+    ("manifest.json", lambda m: {**m, "outcomes": {"success": {"notes": "x"}}},
+     "'outcomes.success.notes' must be a JSON list, not string"),
+    ("diagnostics.json", lambda d: {**d, "outcomes": {"success": {"exact_engine": []}}},
+     "'outcomes.success.exact_engine' must be a JSON object, not list"),
 ])
 def test_cli_report_wrong_shaped_json_is_one_line(run_copy, name, change, expected):
     edit_json(run_copy / name, change)
-    one_line_error(cli("report", str(run_copy)), name, expected)
+    assert_user_error(cli("report", str(run_copy)), name, expected)
     assert not (run_copy / REPORT_NAME).exists()
+
+
+def test_null_diagnostics_entry_reads_as_nothing_recorded(run_copy):
+    edit_json(run_copy / "diagnostics.json",
+              lambda d: {**d, "outcomes": {**d["outcomes"], "success": None}})
+    diag = section(render_report(run_copy), "diagnostics")
+    assert "<strong>not measured</strong>" in diag and "FAIL" not in diag
 
 
 def test_cli_report_sweep_manifest_not_an_object(run_copy, sweep_copy):
     (sweep_copy / "manifest.json").write_text("[]")
-    one_line_error(cli("report", str(run_copy), str(sweep_copy)), "manifest.json",
-                   "expected a JSON object")
+    assert_user_error(cli("report", str(run_copy), str(sweep_copy)), "manifest.json",
+                      "expected a JSON object")
     (sweep_copy / "manifest.json").write_text('{"data": "x"}')
-    one_line_error(cli("report", str(run_copy), str(sweep_copy)), "'data'")
+    assert_user_error(cli("report", str(run_copy), str(sweep_copy)), "'data'")
+    (sweep_copy / "manifest.json").write_text('{"primary_config": {"model": 1}}')
+    assert_user_error(cli("report", str(run_copy), str(sweep_copy)),
+                      "'primary_config.model' must be a JSON string")
 
 
-@pytest.mark.parametrize("column", ["events", "total"])
-def test_cli_report_non_numeric_counts_is_one_line(run_copy, column):
+@pytest.mark.parametrize(("column", "value", "expected"), [
+    ("events", "twelve", "column 'events' must hold numbers"),
+    ("total", "twelve", "column 'total' must hold numbers"),
+    ("events", "", "'events' is empty"),
+    ("total", "", "'total' is empty"),
+    ("events", "-1", "'events' must be a whole number >= 0, not -1"),
+    ("events", "2.5", "'events' must be a whole number >= 0, not 2.5"),
+    ("total", "inf", "'total' must be a whole number >= 0, not inf"),
+    ("total", "0", "'total' is 0"),
+    ("events", "7", "events (7) > total (6)"),
+])
+def test_cli_report_bad_counts_is_one_line(run_copy, column, value, expected):
     frame = read_text_csv(run_copy / "data_used.csv")
-    frame.loc[0, column] = "twelve"
+    assert (frame.loc[0, "study"], frame.loc[0, "total"]) == ("Joly2012", "6")
+    frame.loc[0, column] = value
     frame.to_csv(run_copy / "data_used.csv", index=False)
-    one_line_error(cli("report", str(run_copy)), "data_used.csv", f"'{column}'")
+    err = assert_user_error(cli("report", str(run_copy)), "data_used.csv", expected)
+    if "must hold numbers" not in expected:  # checked per row: the row is named
+        assert "row 1 (success, Joly2012)" in err
+    assert not (run_copy / REPORT_NAME).exists()
 
 
 def test_cli_report_skips_a_plot_with_an_invalid_path(run_copy):

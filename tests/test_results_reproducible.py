@@ -1,4 +1,6 @@
-"""The committed primary analysis (results/primary) is what a fresh run gives.
+"""The committed primary analysis (results/primary) is what a fresh run gives, and the
+committed results (results/primary, results/sensitivity) are the files their manifests
+vouch for.
 
 A fresh fit with the manifest's recorded config and seed must reproduce every row of the
 committed summary.csv. With the same package versions the draws are identical; across
@@ -13,6 +15,8 @@ would be exceeded by chance with probability ~6e-5.
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import json
 from pathlib import Path
 
@@ -24,7 +28,11 @@ from bayes_dress.config import config_from_dict
 from bayes_dress.fitting import run_fit
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "primary"
+SENSITIVITY = RESULTS.parent / "sensitivity"
 Z = 5.0
+#: Files a manifest lists that .gitignore keeps out of the repository (the ~5 MB of
+#: posterior draws, which `bayes-dress fit` recreates).
+NOT_COMMITTED = ("posterior-*.nc",)
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +82,17 @@ def test_fresh_run_with_the_recorded_seed_reproduces_the_summary(committed):
         bad = difference > bound
         assert not bad.any(), (column, pd.DataFrame({"old": old[column], "new": new[column],
                                                      "bound": bound})[bad])
+
+
+@pytest.mark.parametrize("directory", [RESULTS, SENSITIVITY], ids=["primary", "sensitivity"])
+def test_committed_files_match_their_manifest_hashes(directory):
+    """Every committed file the manifest lists is there, byte for byte: a file edited or
+    regenerated without its manifest (or the reverse) fails here, without refitting."""
+    files = json.loads((directory / "manifest.json").read_text())["files"]
+    committed = {name: digest for name, digest in files.items()
+                 if not any(fnmatch.fnmatch(name, p) for p in NOT_COMMITTED)}
+    assert committed, f"{directory.name}/manifest.json lists no committed files"
+    stale = [name for name, digest in committed.items()
+             if not (directory / name).is_file()
+             or hashlib.sha256((directory / name).read_bytes()).hexdigest() != digest]
+    assert not stale, f"{directory.name}: missing or not as the manifest records: {stale}"
