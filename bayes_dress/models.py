@@ -157,17 +157,20 @@ class Model(ABC):
         """Add parameter ``name`` with its prior to the PyMC model in context."""
         return priors[name].add_to_model(name, shared=(shared or {}).get(name), **kwargs)
 
-    def sampled_draws(self, posterior) -> dict[str, np.ndarray]:
-        """Draws of the sampled parameters from a saved posterior (an xarray Dataset),
-        which also holds the derived quantities: a parameter the derived ones repeat per
-        study (the common-effect rate, stored as theta[study]) is taken once."""
+    def sampled_draws(self, posterior):
+        """The sampled parameters (those present) in a saved posterior, an xarray
+        Dataset that also holds the derived quantities: a parameter the derived ones
+        repeat per study (the common-effect rate, stored as theta[study]) is taken once.
+        """
         draws = {}
         for name in self.sampled:
+            if name not in posterior:
+                continue
             values = posterior[name]
             if STUDY_DIM in values.dims and name not in self.study_level:
-                values = values.isel({STUDY_DIM: 0})
-            draws[name] = values.values
-        return draws
+                values = values.isel({STUDY_DIM: 0}, drop=True)
+            draws[name] = values
+        return type(posterior)(draws)
 
     def prior_draws(self, priors: Mapping[str, Prior], n_studies: int,
                     rng: np.random.Generator, shape: tuple[int, ...]) -> dict[str, np.ndarray]:

@@ -41,7 +41,7 @@ def power_scaling(fit: OutcomeFit) -> pd.DataFrame:
                             columns=PSENSE_COLUMNS)
     model = get_model(fit.model)
     posterior = fit.tree["posterior"].to_dataset()
-    draws = model.sampled_draws(posterior)
+    draws = {name: d.values for name, d in model.sampled_draws(posterior).items()}
     log_lik = model.log_likelihood(draws, fit.data.events, fit.data.totals)
     log_prior = sum(np.asarray(fit.priors[name].logpdf(draws[name]), dtype=float)
                     for name in fit.priors)
