@@ -7,22 +7,51 @@ The same operations as the command line, as plain functions::
     result.summary            # tidy posterior summary (pandas)
     write_run(result, "results/my-run")
 
-Data flow: :func:`load_table` -> :func:`select_outcome` -> a model spec and
-:func:`resolve_priors` -> :func:`fit_outcome` (PyMC + nutpie, a DataTree) ->
-summaries, diagnostics, plots, :func:`write_run`.
+Data flow, one subpackage per step: ``spec`` (priors, model specs, run configs) ->
+``data`` (a validated study table, the counts an analysis uses) -> ``models`` (model
+plug-ins) -> ``engines`` (NUTS, exact) -> ``posterior`` (one interface to either) ->
+``checks`` and ``analysis`` (diagnostics, summaries) -> ``rundir`` (the run directory)
+-> ``plots``, ``report``; ``sensitivity`` sweeps analyses, ``design`` plans the next
+trial from a saved run.
+
+Names are imported on first use, so ``import bayes_dress`` stays light.
 """
 
-from bayes_dress.config import RunConfig, SamplerSettings, load_config
-from bayes_dress.data import OutcomeData, StudyTable, load_table, select_outcome
-from bayes_dress.errors import BayesDressError, DataError, SpecError
-from bayes_dress.fitting import FitResult, OutcomeFit, fit_outcome, run_fit
-from bayes_dress.outputs import write_run
-from bayes_dress.priors import Prior, parse_prior
-from bayes_dress.spec import get_model_spec, model_specs, resolve_priors
+from __future__ import annotations
 
-__all__ = [
-    "BayesDressError", "DataError", "FitResult", "OutcomeData", "OutcomeFit", "Prior",
-    "RunConfig", "SamplerSettings", "SpecError", "StudyTable", "fit_outcome",
-    "get_model_spec", "load_config", "load_table", "model_specs", "parse_prior",
-    "resolve_priors", "run_fit", "select_outcome", "write_run",
-]
+import importlib
+
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    "BayesDressError": "bayes_dress.errors", "DataError": "bayes_dress.errors",
+    "SpecError": "bayes_dress.errors",
+    "RunConfig": "bayes_dress.spec.config", "SamplerSettings": "bayes_dress.spec.config",
+    "load_config": "bayes_dress.spec.config",
+    "Prior": "bayes_dress.spec.priors", "parse_prior": "bayes_dress.spec.priors",
+    "get_model_spec": "bayes_dress.spec.models", "model_specs": "bayes_dress.spec.models",
+    "resolve_priors": "bayes_dress.spec.models",
+    "StudyTable": "bayes_dress.data", "OutcomeData": "bayes_dress.data",
+    "AnalysisData": "bayes_dress.data", "load_table": "bayes_dress.data",
+    "select_outcome": "bayes_dress.data", "select_analysis": "bayes_dress.data",
+    "get_model": "bayes_dress.models", "register_model": "bayes_dress.models",
+    "Analysis": "bayes_dress.fitting", "AnalysisFit": "bayes_dress.fitting",
+    "FitResult": "bayes_dress.fitting", "OutcomeFit": "bayes_dress.fitting",
+    "fit_analysis": "bayes_dress.fitting", "fit_outcome": "bayes_dress.fitting",
+    "run_fit": "bayes_dress.fitting",
+    "write_run": "bayes_dress.workflow", "load_run": "bayes_dress.rundir",
+    "plot_run": "bayes_dress.plots", "write_report": "bayes_dress.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bayes_dress' has no attribute '{name}'")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,23 +1,36 @@
 """The ``bayes-dress`` command line: parse, call the library, write, say where.
 
 Every user mistake ends in one line on stderr (``error: ...``) and exit status 2; a
-fit whose diagnostics fail exits 1 under ``--strict``.
+fit whose diagnostics fail exits 1 under ``--strict``; Ctrl-C ends a run with exit 130
+and SIGTERM with 143, each with one line, no traceback and nothing half-written.
+Commands that only read or list (``--help``, ``models``, ``data``, ``plot``,
+``report``) import neither PyMC, PyTensor, nutpie nor numba.
 """
 
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from pathlib import Path
 
 import click
 
-from bayes_dress.config import ENGINES, SAMPLERS, RunConfig, load_config
 from bayes_dress.errors import BayesDressError, SpecError, choices
-from bayes_dress.priors import parse_assignment
+from bayes_dress.spec.config import ENGINES, SAMPLERS, RunConfig, load_config
 
 EXIT_USER_ERROR = 2
 EXIT_DIAGNOSTICS = 1
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that cleanup runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def one_line(message: str) -> str:
@@ -27,20 +40,44 @@ def one_line(message: str) -> str:
 
 
 def user_errors(command):
-    """Turn :class:`BayesDressError` into a one-line message and a non-zero exit."""
+    """Turn :class:`BayesDressError` into a one-line message and a non-zero exit, and
+    Ctrl-C or SIGTERM into a one-line message and exit 130 or 143."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return command(*args, **kwargs)
         except BayesDressError as err:
             click.echo(f"error: {one_line(str(err))}", err=True)
             sys.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: nothing was written", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            click.echo("terminated: nothing was written", err=True)
+            sys.exit(EXIT_TERMINATED)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
 
+class Progress:
+    """What a long command is doing, one line at a time on stderr, on a terminal only
+    (quiet when piped, and with ``--quiet``)."""
+
+    def __init__(self, quiet: bool = False):
+        self.enabled = not quiet and sys.stderr.isatty()
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            click.echo(f"… {one_line(message)}", err=True)
+
+
 def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    from bayes_dress.spec.priors import parse_assignment
+
     pairs = {}
     for value in values:
         if flag == "--prior":
@@ -48,8 +85,8 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
         else:
             key, sep, rhs = (part.strip() for part in value.partition("="))
             if not sep or not key or not rhs:
-                raise SpecError(f"{flag} '{value}': write it as OUTCOME=NAME, e.g. "
-                                "success=evaluable")
+                raise SpecError(f"{flag} '{one_line(value)[:80]}': write it as OUTCOME=NAME, "
+                                "e.g. success=evaluable")
         pairs[key] = rhs
     return pairs
 
@@ -75,10 +112,10 @@ def data_options(command):
                            help="Outcome to analyse (repeatable). Default: success and "
                                 "severe_ae when the data have them, else every outcome.")(
         command)
-    command = click.option("--data", "data", type=click.Path(dir_okay=False,
+    command = click.option("--data", "data", type=click.Path(dir_okay=False, allow_dash=True,
                                                               path_type=Path),
-                           help="A CSV with at least study,events,total. Default: the "
-                                "bundled DRESS/IVIG table.")(command)
+                           help="A CSV with at least study,events,total ('-' reads standard "
+                                "input). Default: the bundled DRESS/IVIG table.")(command)
     return command
 
 
@@ -86,20 +123,23 @@ def run_options(command):
     """The flags shared by ``fit`` and ``sensitivity`` (applied to every scenario)."""
     options = [
         click.option("--model", help="beta_binomial (default), logit_normal, "
-                                     "common_effect or independent."),
+                                     "common_effect, independent or joint_logit_normal "
+                                     "(bayes-dress models lists them)."),
         click.option("--prior", "priors", multiple=True, metavar="PARAM=DIST(ARGS)",
-                     help="Override a prior, e.g. tau=HalfNormal(0.5) or phi=BDA3 "
-                          "(repeatable)."),
-        click.option("--draws", type=click.IntRange(min=1), help="Draws per chain [2000]."),
-        click.option("--tune", type=click.IntRange(min=1),
+                     help="Override a prior, e.g. 'phi=HalfNormal(1)' or phi=BDA3 "
+                          "(repeatable; quote it for the shell)."),
+        click.option("--draws", type=click.IntRange(min=1, max=1_000_000),
+                     help="Draws per chain [2000]."),
+        click.option("--tune", type=click.IntRange(min=1, max=1_000_000),
                      help="Tuning steps per chain [1000]."),
-        click.option("--chains", type=click.IntRange(min=1), help="Chains [4]."),
-        click.option("--seed", type=click.IntRange(min=0), help="Random seed [20260101]."),
+        click.option("--chains", type=click.IntRange(min=1, max=64), help="Chains [4]."),
+        click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1),
+                     help="Random seed [20260101]."),
         click.option("--target-accept", type=click.FloatRange(0.5, 1.0, max_open=True),
                      help="NUTS target acceptance rate [0.99]."),
         click.option("--sampler", type=click.Choice(SAMPLERS), help="MCMC backend [nutpie]."),
         click.option("--engine", type=click.Choice(ENGINES),
-                     help="nuts (sample, checked against the exact engine) or exact "
+                     help="nuts (sample, checked against a reference engine) or exact "
                           "(numerical integration, no sampling) [nuts]."),
         click.option("--threshold", "thresholds", multiple=True,
                      type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -108,6 +148,7 @@ def run_options(command):
                      help="Run directory [results/NAME-TIMESTAMP]."),
         click.option("--overwrite", is_flag=True, help="Replace --out if it exists."),
         click.option("--strict", is_flag=True, help="Exit 1 if any diagnostic fails."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress messages."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -136,26 +177,33 @@ def apply_flags(config: RunConfig, *, data, outcomes, definitions, exclude, mode
 @click.option("--report", "report", is_flag=True,
               help="Also write RUN_DIR/report.html (as bayes-dress report RUN_DIR).")
 @user_errors
-def fit(config_path, out, overwrite, strict, report, **flags):
+def fit(config_path, out, overwrite, strict, report, quiet, **flags):
     """Fit a model to each outcome and write a run directory."""
-    from bayes_dress.fitting import prepare, run_fit
-    from bayes_dress.headline import format_headline
-    from bayes_dress.outputs import check_destination, default_run_dir, write_run
+    progress = Progress(quiet)
+    progress("loading the data and the sampler")
+    from bayes_dress.fitting.fit import prepare, run_fit
+    from bayes_dress.fitting.headline import format_headline
+    from bayes_dress.rundir.atomic import check_destination
+    from bayes_dress.rundir.write import default_run_dir
+    from bayes_dress.workflow import write_run
 
     config = load_config(config_path) if config_path else RunConfig()
     config = apply_flags(config, **flags)
-    prepared = prepare(config)  # every input error surfaces before any sampling
-    out = out or default_run_dir(config.model)
+    prepared = prepare(config)  # every input error surfaces before any fitting
+    out = out or default_run_dir(prepared.model.name)
     check_destination(out, overwrite=overwrite)
-    result = run_fit(config, prepared=prepared)
-    write_run(result, out, overwrite=overwrite)
+    for note in config.ignored_by_engine():
+        click.echo(f"note: {note}", err=True)
+    result = run_fit(config, prepared=prepared, progress=progress)
+    write_run(result, out, overwrite=overwrite, progress=progress)
     click.echo(format_headline(result))
     for check in result.failures:
-        click.secho(f"WARNING: {check.message()}", err=True, fg="red", bold=True)
+        click.secho(f"WARNING: {one_line(check.message())}", err=True, fg="red", bold=True)
     click.echo(f"\nResults written to {out}/")
     if report:
         from bayes_dress.report import write_report
 
+        progress("writing the report")
         click.echo(f"Report written to {write_report(out)}")
     if strict and result.failures:
         click.echo(f"error: {len(result.failures)} diagnostic check(s) failed (--strict)",
@@ -166,21 +214,24 @@ def fit(config_path, out, overwrite, strict, report, **flags):
 @main.command()
 @run_options
 @click.option("--config", "spec_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="A TOML sweep spec [the bundled models/sensitivity.toml].")
-@click.option("--jobs", type=click.IntRange(min=1),
+              help="A TOML sweep spec [the bundled default sweep].")
+@click.option("--jobs", type=click.IntRange(min=1, max=256),
               help="Worker processes [one per core]; 1 fits in this process.")
 @user_errors
-def sensitivity(spec_path, jobs, out, overwrite, strict, **flags):
+def sensitivity(spec_path, jobs, out, overwrite, strict, quiet, **flags):
     """Refit under every scenario of a sweep spec and judge whether conclusions hold.
 
     Fit flags (--prior, --definition, --exclude, --draws, --engine, ...) change the
     primary analysis and so every scenario built around it; --threshold replaces the
-    spec's headline probabilities with P(mean_rate > t) and P(theta_new > t).
+    spec's headline probabilities with P(mean rate > t) and P(new-study rate > t).
     """
-    from bayes_dress.outputs import check_destination, default_run_dir
-    from bayes_dress.sensitivity.outputs import write_sweep
+    progress = Progress(quiet)
+    progress("loading the data and the sampler")
+    from bayes_dress.rundir.atomic import check_destination
+    from bayes_dress.rundir.write import default_run_dir
     from bayes_dress.sensitivity.spec import load_sweep_spec
     from bayes_dress.sensitivity.sweep import plan_sweep, run_sweep
+    from bayes_dress.sensitivity.write import write_sweep
 
     spec = load_sweep_spec(spec_path)
     config = apply_flags(spec.primary, **flags)
@@ -194,19 +245,21 @@ def sensitivity(spec_path, jobs, out, overwrite, strict, **flags):
                            item_show_func=lambda r: r and f"{r.scenario.id} {r.outcome}"
                            ) as bar:
         result = run_sweep(plan, jobs=jobs, progress=lambda r: bar.update(1, r))
+    progress("writing tables and plots")
     write_sweep(result, out, overwrite=overwrite)
     for row in result.robustness.itertuples():
-        click.echo(f"{row.outcome}: {row.verdict}")
+        click.echo(f"{one_line(row.outcome)}: {one_line(row.verdict)}")
     psense = result.psense
     flagged = psense[psense["diagnosis"].fillna("").str.startswith("potential")]
     for row in flagged.itertuples():
-        click.echo(f"{row.outcome}: prior sensitivity of {row.variable} (power-scaling, "
-                   f"primary fit): prior {row.prior:.3f}, likelihood "
+        click.echo(f"{one_line(row.outcome)}: prior sensitivity of {row.variable} "
+                   f"(power-scaling, primary fit): prior {row.prior:.3f}, likelihood "
                    f"{row.likelihood:.3f}: {row.diagnosis}")
     for flagged in result.flagged:
-        click.secho(f"WARNING: {flagged.scenario.id} {flagged.scenario.label} "
-                    f"[{flagged.outcome}] {flagged.status}: {' | '.join(flagged.problems)}",
-                    err=True, fg="red", bold=True)
+        click.secho(f"WARNING: {flagged.scenario.id} {one_line(flagged.scenario.label)} "
+                    f"[{one_line(flagged.outcome)}] {flagged.status}: "
+                    f"{one_line(' | '.join(flagged.problems))}", err=True, fg="red",
+                    bold=True)
     click.echo(f"\n{len(plan.tasks)} fits in {result.wall_time:.1f} s; results written to "
                f"{out}/")
     if strict and result.flagged:
@@ -220,36 +273,44 @@ def sensitivity(spec_path, jobs, out, overwrite, strict, **flags):
 def data_command(data, outcomes, definitions, exclude):
     """Validate a study table and show its counts and provenance."""
     from bayes_dress.data import check_definitions, check_exclusions, load_table, select_outcome
+    from bayes_dress.errors import DataError, canonical_name
+    from bayes_dress.labels import terminal_safe as safe
 
     table = load_table(data)
     check_exclusions(table, exclude)
     defs = _pairs(definitions, "--definition")
-    shown = tuple(dict.fromkeys(outcomes)) or table.outcomes
+    shown = tuple(dict.fromkeys(
+        canonical_name(o, table.outcomes, what="outcome", where=f" in {table.path}",
+                       listed="available", error=DataError) for o in outcomes)
+    ) or table.outcomes
     check_definitions(defs, shown)
     # Select every outcome before printing anything, so that an error is not preceded
     # by a table already declared valid.
     selections = {outcome: select_outcome(table, outcome, definition=defs.get(outcome),
                                           exclude=exclude) for outcome in shown}
-    click.echo(f"{table.path}: {len(table.rows)} rows, {len(table.studies)} studies, "
-               f"outcomes {', '.join(table.outcomes)}  [valid]")
+    click.echo(f"{safe(table.path)}: {len(table.rows)} rows, {len(table.studies)} studies, "
+               f"outcomes {', '.join(map(safe, table.outcomes))}  [valid]")
     for study in table.studies:
         info = table.study_info.get(study, {})
         if info:
-            click.echo(f"  {study}: {info.get('design', '')}; n = {info.get('n_enrolled', '?')}")
+            click.echo(f"  {safe(study)}: {safe(info.get('design', ''))}; n = "
+                       f"{safe(info.get('n_enrolled', '?'))}")
     for outcome, selected in selections.items():
-        click.echo(f"\n{outcome} (definitions: {', '.join(table.definitions(outcome))})")
+        click.echo(f"\n{safe(outcome)} (definitions: "
+                   f"{', '.join(map(safe, table.definitions(outcome)))})")
+        used_rows = set(selected.rows)
         for row in table.rows:
             if row.outcome != outcome:
                 continue
-            used = "*" if row in selected.rows else " "
+            used = "*" if row in used_rows else " "
             count = f"{row.events}/{row.total}" if row.reported else "not reported"
-            click.echo(f" {used} {row.study:<12} {row.definition:<22} {count:<13}"
-                       f"{'primary' if row.primary else ''}")
+            click.echo(f" {used} {safe(row.study):<12} {safe(row.definition):<22} "
+                       f"{count:<13}{'primary' if row.primary else ''}")
             quote = row.extra.get("quote", "")
             if quote:
-                click.echo(f"      \"{quote}\" ({row.extra.get('location', '')})")
+                click.echo(f"      \"{safe(quote)}\" ({safe(row.extra.get('location', ''))})")
         for note in selected.notes:
-            click.echo(f"    note: {note}")
+            click.echo(f"    note: {safe(note)}")
     click.echo("\n* = the count an analysis uses with these options")
 
 
@@ -271,11 +332,12 @@ def report_command(run_dir, sens_dir):
 @user_errors
 def models_command():
     """List the models, their equations and default priors with rationale."""
-    from bayes_dress.priors import FAMILIES
-    from bayes_dress.spec import model_specs
+    from bayes_dress.spec.models import model_specs
+    from bayes_dress.spec.priors import FAMILIES
 
     for spec in model_specs().values():
-        click.echo(f"{spec.name}: {spec.title}")
+        outcomes = "" if spec.outcomes == 1 else f"  [{spec.outcomes} outcomes together]"
+        click.echo(f"{spec.name}: {spec.title}{outcomes}")
         for equation in spec.equations:
             click.echo(f"    {equation}")
         for param in spec.parameters.values():
@@ -297,12 +359,13 @@ def models_command():
 @user_errors
 def plot_command(run_dir, benefit_threshold, risk_threshold):
     """Redraw RUN_DIR/plots from the run's saved files (no refit)."""
-    from bayes_dress.plots import INDEX_FILE, PLOTS_DIR, plot_run, stale_report_note
+    from bayes_dress.plots.draw import plot_run, stale_report_note
+    from bayes_dress.rundir.layout import PLOT_INDEX, PLOTS_DIR
 
     index = plot_run(run_dir, benefit_threshold=benefit_threshold,
                      risk_threshold=risk_threshold)
     click.echo(f"{len(index)} plots (PNG and SVG) written to {run_dir / PLOTS_DIR}/; "
-               f"list: {run_dir / PLOTS_DIR / INDEX_FILE}")
+               f"list: {run_dir / PLOTS_DIR / PLOT_INDEX}")
     note = stale_report_note(run_dir)
     if note:
         click.echo(note)

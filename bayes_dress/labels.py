@@ -28,6 +28,13 @@ GREEK = {"theta": "θ", "kappa": "κ", "phi": "φ", "tau": "τ", "mu": "μ", "al
          "beta": "β", "sigma": "σ"}
 
 
+def terminal_safe(text: object) -> str:
+    """``text`` with control characters (terminal escape sequences, carriage returns,
+    bidirectional overrides) written as escapes, for printing names from a user's file."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1].replace("'", "") for c in
+                   str(text))
+
+
 def outcome_label(outcome: str) -> str:
     """A readable name for an outcome (its own name if none is known)."""
     return OUTCOME_LABELS.get(outcome, outcome)

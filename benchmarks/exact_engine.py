@@ -16,8 +16,8 @@ import time
 import warnings
 
 from bayes_dress.data import load_table, select_outcome
-from bayes_dress.exact import GRID_POINTS, exact_fit
-from bayes_dress.spec import get_model_spec, resolve_priors
+from bayes_dress.engines.exact.integrators import GRID_POINTS, exact_fit
+from bayes_dress.spec.models import get_model_spec, resolve_priors
 
 TARGET_SECONDS = 0.050
 MODELS = ("beta_binomial", "logit_normal", "common_effect", "independent")

@@ -20,7 +20,7 @@ import time
 import numpy as np
 from arviz_stats.base import array_stats
 
-from bayes_dress import mcmc_stats
+from bayes_dress.posterior import mcmc_stats
 
 SHAPE = (4, 2000, 10)
 PROBS = (0.025, 0.5, 0.975)

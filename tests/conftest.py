@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayes_dress.config import SamplerSettings
+from bayes_dress.spec.config import SamplerSettings
 from bayes_dress.data import OutcomeData, load_table
 
 #: Small but honest MCMC for tests: 2 chains x 1000 draws gives ESS in the high

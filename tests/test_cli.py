@@ -16,12 +16,12 @@ import xarray as xr
 from click.testing import CliRunner
 
 from bayes_dress.cli import main
-from bayes_dress.summaries import SUMMARY_COLUMNS
+from bayes_dress.fitting.summaries import SUMMARY_COLUMNS
 
 SMALL = ["--draws", "300", "--tune", "300", "--chains", "2"]
 RUN_FILES = {"summary.csv", "probabilities.csv", "data_used.csv", "diagnostics.json",
              "manifest.json", "plots", "posterior-success.nc",
-             "posterior-severe_ae.nc", "exact_comparison.csv"}
+             "posterior-severe_ae.nc", "reference_comparison.csv"}
 
 
 def run(*args: str):
@@ -52,6 +52,7 @@ def test_summary_is_tidy_and_named_after_studies(default_run):
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False, na_values=[""])
     assert list(summary.columns) == SUMMARY_COLUMNS
     assert set(summary["outcome"]) == {"success", "severe_ae"}
+    assert (summary["analysis"] == summary["outcome"]).all()  # one analysis per outcome
     theta = summary[summary["parameter"] == "theta"]
     assert set(theta["study"]) == {"Joly2012", "Sim2022"}
     population = summary[summary["parameter"].isin(["mean_rate", "theta_new", "sd_rates",
@@ -76,7 +77,9 @@ def test_posterior_file_has_the_arviz_groups(default_run):
     tree = xr.open_datatree(out / "posterior-success.nc")
     assert {"posterior", "prior", "posterior_predictive", "prior_predictive",
             "observed_data", "constant_data", "sample_stats"} <= set(tree.children)
-    assert list(tree["observed_data"]["y"].values) == [1, 16]
+    # Counts are (outcome, study), whatever the number of outcomes an analysis takes.
+    assert tree["observed_data"]["y"].values.tolist() == [[1, 16]]
+    assert tree.attrs["format"] == 2 and json.loads(tree.attrs["outcomes"]) == ["success"]
     assert list(tree["posterior"]["theta"]["study"].values) == ["Joly2012", "Sim2022"]
     summary = pd.read_csv(out / "summary.csv")
     row = summary[(summary["outcome"] == "success") & (summary["parameter"] == "mean_rate")]
@@ -88,11 +91,18 @@ def test_manifest_records_what_reproduces_the_run(default_run):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 7
     assert manifest["engine"] == "nuts"
-    data_file = Path(manifest["data"]["path"])
-    assert manifest["data"]["sha256"] == hashlib.sha256(data_file.read_bytes()).hexdigest()
+    from bayes_dress.data import bundled_data_path
+
+    # The bundled table by name, not by this machine's path; its hash identifies it.
+    assert manifest["data"]["path"] == "bundled: data/outcomes.csv"
+    assert manifest["data"]["bundled"] is True
+    assert manifest["data"]["sha256"] == hashlib.sha256(
+        bundled_data_path().read_bytes()).hexdigest()
+    assert manifest["format"] == 2 and manifest["kind"] == "run"
     assert manifest["priors"] == {"m": "Beta(alpha=1, beta=1)", "phi": "HalfNormal(sigma=0.5)"}
     assert manifest["packages"]["pymc"] and manifest["packages"]["nutpie"]
-    assert manifest["outcomes"]["success"]["events"] == [1, 16]
+    counts = manifest["analyses"]["success"]["counts"]["success"]
+    assert counts["events"] == [1, 16] and counts["studies"] == ["Joly2012", "Sim2022"]
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
 
@@ -100,10 +110,12 @@ def test_manifest_records_what_reproduces_the_run(default_run):
 def test_diagnostics_json_lists_every_check(default_run):
     out, _ = default_run
     diagnostics = json.loads((out / "diagnostics.json").read_text())
-    checks = {c["check"] for c in diagnostics["outcomes"]["success"]["checks"]}
+    entry = diagnostics["analyses"]["success"]
+    checks = {c["check"] for c in entry["checks"]}
     assert checks == {"divergences", "r_hat", "ess_bulk", "ess_tail", "tree_depth", "ebfmi",
-                      "exact_agreement"}
-    comparison = diagnostics["outcomes"]["success"]["nuts_minus_exact_in_mcse"]
+                      "reference_agreement"}
+    assert entry["reference"] == "exact"
+    comparison = entry["reference_comparison"]
     assert {"mean_rate", "theta_new", "sd_rates", "phi", "theta"} <= {
         c["parameter"] for c in comparison}
 
@@ -145,18 +157,19 @@ def test_overwrite_replaces_only_when_asked(tmp_path, default_run):
 
 
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
-    import bayes_dress.plots
+    import bayes_dress.plots.draw
 
-    def broken(result, directory):
-        (Path(directory) / "plots").mkdir()
-        (Path(directory) / "plots" / "forest-success.png").write_bytes(b"half a file")
+    def broken(run, directory, **kwargs):
+        Path(directory).mkdir()
+        (Path(directory) / "forest-success.png").write_bytes(b"half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bayes_dress.plots, "plot_fit", broken)
-    # click turns Ctrl-C into "Aborted!" and exit status 1.
+    monkeypatch.setattr(bayes_dress.plots.draw, "draw_plots", broken)
+    # Ctrl-C: one line, exit status 130, nothing left behind.
     result = CliRunner().invoke(main, ["fit", *SMALL, "--outcome", "success", "--out",
                                        str(tmp_path / "run")])
-    assert result.exit_code == 1
+    assert result.exit_code == 130
+    assert "interrupted" in result.stderr and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
 
 
@@ -172,7 +185,7 @@ def test_config_file_with_flag_override(tmp_path):
     assert result.exit_code == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["priors"] == {"mu": "Normal(mu=0, sigma=2)", "tau": "HalfNormal(sigma=0.5)"}
-    assert manifest["outcomes"]["severe_ae"]["events"] == [2, 0]
+    assert manifest["analyses"]["severe_ae"]["counts"]["severe_ae"]["events"] == [2, 0]
     assert manifest["config"]["sampler"]["seed"] == 3
 
 
@@ -228,17 +241,23 @@ def test_exact_engine_for_every_model_writes_a_run(tmp_path):
         assert result.exit_code == 0, result.stderr
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["engine"] == "exact"
-        assert not list(out.glob("posterior-*.nc"))
+        tree = xr.open_datatree(out / "posterior-success.nc")
+        assert "marginals" in tree.children and "posterior" not in tree.children
         summary = pd.read_csv(out / "summary.csv")
         assert (summary["mcse_mean"] == 0).all()
 
 
-def test_outcome_names_are_safe_file_names(tmp_path):
-    (tmp_path / "odd.csv").write_text("study,outcome,events,total\nA,a/b,3,10\nB,a/b,5,12\n")
+def test_outcome_names_are_safe_and_distinct_file_names(tmp_path):
+    (tmp_path / "odd.csv").write_text("study,outcome,events,total\nA,a/b,3,10\nB,a/b,5,12\n"
+                                      "A,a b,1,10\nB,a b,2,12\n")
     out = tmp_path / "run"
-    result = run("fit", "--data", str(tmp_path / "odd.csv"), *SMALL, "--out", str(out))
+    result = run("fit", "--data", str(tmp_path / "odd.csv"), "--engine", "exact",
+                 "--out", str(out))
     assert result.exit_code == 0, result.stderr
-    assert (out / "posterior-a_b.nc").exists()
+    # Percent-encoded: 'a/b' and 'a b' map to different files, never one over the other.
+    assert (out / "posterior-a%2Fb.nc").exists() and (out / "posterior-a%20b.nc").exists()
+    assert {e["name"] for e in json.loads((out / "plots/index.json").read_text())} >= {
+        "forest-a%2Fb", "forest-a%20b"}
 
 
 def test_out_below_a_file_fails_before_fitting(tmp_path):

@@ -1,5 +1,6 @@
-"""The disk-cached compile (bayes_dress.compiled) and the Arrow trace reader
-(bayes_dress.sampling._from_arrow) against nutpie's own compile and conversion.
+"""The disk-cached compile (bayes_dress.engines.nuts.compiled) and the Arrow trace reader
+(bayes_dress.engines.nuts.engine._from_arrow) against nutpie's own compile and
+conversion.
 
 Both are held to *identity*, not to a Monte Carlo tolerance: the sampler calls the
 same PyTensor functions with the same values, so with one seed every draw must be
@@ -17,14 +18,15 @@ import numpy as np
 import nutpie
 import pytest
 
-from bayes_dress.compiled import BufferedModel, compile_model
+from bayes_dress.data import AnalysisData
+from bayes_dress.engines.nuts.compiled import BufferedModel, compile_model
+from bayes_dress.engines.nuts.engine import _from_arrow, padded
 from bayes_dress.models import STUDY_DIM, get_model
-from bayes_dress.priors import parse_prior
-from bayes_dress.sampling import _from_arrow, padded
-from bayes_dress.spec import get_model_spec
+from bayes_dress.spec.models import get_model_spec
+from bayes_dress.spec.priors import parse_prior
 from tests.conftest import outcome_data
 
-DATA = outcome_data([1, 16], [6, 18], studies=["Joly2012", "Sim2022"])
+DATA = AnalysisData((outcome_data([1, 16], [6, 18], studies=["Joly2012", "Sim2022"]),))
 #: The sweep's shapes: a study slot left empty (0 of 0), and prior families that share
 #: one graph (a one-hot selector), so every kind of data container is exercised.
 CASES = {
@@ -117,7 +119,7 @@ def test_a_second_process_loads_the_compiled_model_from_disk(tmp_path):
     """The point of the module: the second process compiles nothing."""
     script = textwrap.dedent("""
         import numpy as np, pymc as pm
-        from bayes_dress.compiled import compile_model
+        from bayes_dress.engines.nuts.compiled import compile_model
         with pm.Model() as model:
             n = pm.Data("n", np.array([6, 18]))
             p = pm.Beta("p", 1, 1)

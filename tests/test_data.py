@@ -292,11 +292,18 @@ def test_whole_number_spellings(tmp_path, text, value):
     assert counts(select_outcome(table, "events")) == {"A": (value, 10), "B": (1, 10)}
 
 
-def test_large_counts_are_exact(tmp_path):
-    big = 12345678901234567  # not representable as a float
+def test_large_counts_are_exact_up_to_what_the_models_hold(tmp_path):
+    from bayes_dress.data import MAX_COUNT
+
+    big = MAX_COUNT  # 2**31 - 1: the compiled models hold counts as 32-bit integers
     path = write_csv(tmp_path / "big.csv", ["study", "events", "total"], [("A", big, big)])
     row = load_table(path).rows[0]
     assert row.events == big and row.total == big
+    too_big = write_csv(tmp_path / "bigger.csv", ["study", "events", "total"],
+                        [("A", 1, MAX_COUNT + 1)])
+    with pytest.raises(DataError, match=r"line 2, column 'total'.*too large \(at most "
+                                        r"2,147,483,647\)"):
+        load_table(too_big)
 
 
 @pytest.mark.parametrize(

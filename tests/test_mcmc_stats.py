@@ -1,9 +1,9 @@
 """The batched MCMC diagnostics against arviz-stats' own array functions.
 
-bayes_dress.mcmc_stats reimplements arviz-stats' ESS, R-hat and MCSE for many columns at
+bayes_dress.posterior.mcmc_stats reimplements arviz-stats' ESS, R-hat and MCSE for many columns at
 once; here every function is compared with arviz-stats on draws that reach its corner
 cases, and the tables built from them (summary, tail probabilities, the exact-engine
-comparison) with the same tables from arviz-stats' numbers.
+comparison with a reference engine) with the same tables from arviz-stats' numbers.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import xarray as xr
 from arviz_stats.base import array_stats
 from scipy import stats
 
-from bayes_dress import mcmc_stats
-from bayes_dress.crosscheck import compare_with_exact
-from bayes_dress.exact import GRID_TOLERANCE, ExactFit, Marginal
-from bayes_dress.summaries import summarize, tail_probabilities
+from bayes_dress.checks.crosscheck import compare
+from bayes_dress.engines.exact.integrators import GRID_TOLERANCE
+from bayes_dress.fitting.summaries import summarize, tail_probabilities
+from bayes_dress.posterior import mcmc_stats
+from bayes_dress.posterior.draws import DrawsPosterior
+from bayes_dress.posterior.marginals import Marginal, MarginalsPosterior
 
 #: The same estimators, so only floating-point summation order differs (FFT padding,
 #: chain-averaged spectra, pairwise sums): observed differences are below 1e-14
@@ -183,6 +185,20 @@ def _tree() -> xr.DataTree:
     return xr.DataTree.from_dict({"posterior": posterior, "prior": prior})
 
 
+def _posterior(tree: xr.DataTree, group: str = "posterior") -> DrawsPosterior:
+    return DrawsPosterior(tree[group].to_dataset(), outcomes=("success",))
+
+
+def _summary(tree: xr.DataTree):
+    return summarize(_posterior(tree), analysis="success", prior=_posterior(tree, "prior"))
+
+
+def _exact(quantities: dict, studies: dict) -> MarginalsPosterior:
+    marginals = {(name, "success", ""): m for name, m in quantities.items()}
+    marginals.update({("theta", "success", s): m for s, m in studies.items()})
+    return MarginalsPosterior(marginals, tolerance=GRID_TOLERANCE)
+
+
 def _draws(tree: xr.DataTree, parameter: str, study: str = "") -> np.ndarray:
     da = tree["posterior"][parameter]
     return (da.sel(study=study) if study else da).values[:, :, None]
@@ -201,14 +217,15 @@ def test_summary_table_is_the_arviz_stats_table():
     """Every column rebuilt independently: NumPy for the moments, quantiles and HDI, the
     prior columns from the prior draws, arviz-stats for the Monte Carlo diagnostics."""
     tree = _tree()
-    table = summarize(tree, outcome="success")
+    table = _summary(tree)
     rows = []
     for _, row in table.iterrows():
         draws = _draws(tree, row["parameter"], row["study"])
         values = draws.ravel()
         reference = _arviz(draws)
         q = np.quantile(values, [0.025, 0.5, 0.975])
-        expected = {"outcome": "success", "parameter": row["parameter"],
+        expected = {"analysis": "success", "outcome": "success",
+                    "parameter": row["parameter"],
                     "study": row["study"], "mean": values.mean(),
                     "sd": values.std(ddof=1), "q2.5": q[0], "median": q[1], "q97.5": q[2],
                     "mcse_mean": reference["mcse_mean"][0],
@@ -226,6 +243,7 @@ def test_summary_table_is_the_arviz_stats_table():
                              "prior_mass_in_ci95": np.nan, "prior_dominated": pd.NA})
         rows.append(expected)
     expected = pd.DataFrame(rows, columns=table.columns)
+    expected["prior_dominated"] = expected["prior_dominated"].astype("boolean")
     assert len(table) == 4 + len(STUDIES)
     assert np.isnan(table.loc[table["parameter"] == "sd_rates", "r_hat"]).all()
     pd.testing.assert_frame_equal(table, expected, check_exact=False, rtol=RTOL)
@@ -234,7 +252,7 @@ def test_summary_table_is_the_arviz_stats_table():
 def test_tail_probability_table_is_the_arviz_stats_table():
     tree = _tree()
     thresholds = (0.25, 0.3, 0.9)  # 0.9: never exceeded, so p = 0 and MCSE 0
-    table = tail_probabilities(tree, outcome="success", thresholds=thresholds)
+    table = tail_probabilities(_posterior(tree), analysis="success", thresholds=thresholds)
     expected = table.copy()
     for i, row in table.iterrows():
         indicator = (_draws(tree, row["quantity"]) > row["threshold"]).astype(float)
@@ -249,17 +267,15 @@ def test_tail_probability_table_is_the_arviz_stats_table():
 def test_exact_comparison_table_is_the_arviz_stats_table():
     tree = _tree()
     norm = Marginal.closed_form
-    exact = ExactFit(outcome="success", model="beta_binomial", grid_points=65,
-                     quantities={"mean_rate": norm(stats.norm(0.3, 0.05 * 3.2 / 3)),
-                                 "theta_new": norm(stats.norm(0.3, 0.11)),
-                                 "sd_rates": Marginal.point(0.0)},
-                     studies={s: norm(stats.norm(0.2, 0.05 / 3)) for s in STUDIES})
-    table = compare_with_exact(tree, exact, summarize(tree, outcome="success"),
-                               outcome="success")
+    quantities = {"mean_rate": norm(stats.norm(0.3, 0.05 * 3.2 / 3)),
+                  "theta_new": norm(stats.norm(0.3, 0.11)), "sd_rates": Marginal.point(0.0)}
+    studies = {s: norm(stats.norm(0.2, 0.05 / 3)) for s in STUDIES}
+    table = compare(_posterior(tree), _exact(quantities, studies), _summary(tree),
+                    analysis="success")
     rows = []
-    for name, study, marginal in [(n, "", exact.quantities[n]) for n in ("mean_rate",
-                                                                         "theta_new")] + \
-            [("theta", s, m) for s, m in exact.studies.items()]:
+    for name, study, marginal in [(n, "", quantities[n]) for n in ("mean_rate",
+                                                                   "theta_new")] + \
+            [("theta", s, m) for s, m in studies.items()]:
         draws = _draws(tree, name, study)
         estimate = draws.mean()
         mcse = array_stats.mcse(draws, method="mean", **AXES)[0]
@@ -275,9 +291,10 @@ def test_exact_comparison_table_is_the_arviz_stats_table():
             z = (at - prob) / np.hypot(np.sqrt(prob * (1 - prob) / ess), tolerance)
             rows.append([name, study, statistic, estimate, float(marginal.quantile(prob)),
                          mcse, z])
-    expected = pd.DataFrame(rows, columns=["parameter", "study", "statistic", "nuts",
-                                           "exact", "mcse", "z"])
+    expected = pd.DataFrame(rows, columns=["parameter", "study", "statistic", "test",
+                                           "reference", "error", "z"])
     expected.insert(0, "outcome", "success")
+    expected.insert(0, "analysis", "success")
     assert (table["parameter"] != "sd_rates").all()  # constant: not compared
     pd.testing.assert_frame_equal(table, expected, check_exact=False, rtol=RTOL)
 
@@ -295,10 +312,9 @@ def test_exact_comparison_z_is_standard_normal_when_nuts_is_right():
         {"theta": (("chain", "draw", "study"), theta)},
         coords={"chain": np.arange(4), "draw": np.arange(1000), "study": studies})})
     truth = Marginal.closed_form(stats.beta(3.0, 7.0))
-    exact = ExactFit(outcome="success", model="beta_binomial", grid_points=65,
-                     quantities={}, studies=dict.fromkeys(studies, truth))
-    z = compare_with_exact(tree, exact, summarize(tree, outcome="success"),
-                           outcome="success")["z"]
+    posterior = _posterior(tree)
+    z = compare(posterior, _exact({}, dict.fromkeys(studies, truth)),
+                summarize(posterior, analysis="success"), analysis="success")["z"]
     assert len(z) == 4 * len(studies)
     assert 0.85 < z.std() < 1.15
     assert abs(z.mean()) < 0.15

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bayes_dress.spec import model_specs
+from bayes_dress.spec.models import model_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 

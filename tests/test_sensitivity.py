@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from bayes_dress.cli import main
-from bayes_dress.config import RunConfig
+from bayes_dress.spec.config import RunConfig
 from bayes_dress.errors import SpecError
 from bayes_dress.fitting import run_fit
 from bayes_dress.sensitivity.spec import (
@@ -339,7 +339,7 @@ beta_binomial = ["HalfNormal(0.5)", "HalfCauchy(0.5)", "BDA3"]
         assert (out / name).is_file(), name
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 1234 and len(manifest["scenarios"]) == 6
-    assert set(manifest["files"]) >= {"sensitivity.csv", "plots/index.json"}
+    assert set(manifest["files"]) >= {"sensitivity.csv", "robustness.csv"}  # plots: own index
     psense = pd.read_csv(out / "psense.csv")
     assert {"m", "phi", "mean_rate"} <= set(psense["variable"])
     assert psense["prior"].notna().all()

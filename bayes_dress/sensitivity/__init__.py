@@ -5,9 +5,9 @@
 sensitivity`` runs them.
 """
 
-from bayes_dress.sensitivity.outputs import write_sweep
 from bayes_dress.sensitivity.spec import Scenario, SweepSpec, expand, load_sweep_spec
 from bayes_dress.sensitivity.sweep import SweepPlan, SweepResult, plan_sweep, run_sweep
+from bayes_dress.sensitivity.write import write_sweep
 
 __all__ = ["Scenario", "SweepPlan", "SweepResult", "SweepSpec", "expand",
            "load_sweep_spec", "plan_sweep", "run_sweep", "write_sweep"]

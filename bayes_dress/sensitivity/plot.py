@@ -44,7 +44,7 @@ def plot_sensitivity_forest(table: pd.DataFrame, outcome: str, directory: Path, 
     the scenarios whose interval or median moves across one can be seen.
     """
     from bayes_dress.labels import outcome_label
-    from bayes_dress.plot_figures import save
+    from bayes_dress.plots.figures import save
 
     data = sensitivity_forest_data(table, outcome)
     n = len(data)

@@ -18,15 +18,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_dress.fitting import OutcomeFit
-from bayes_dress.models import STUDY_DIM, get_model
+from bayes_dress.fitting.fit import AnalysisFit
 
 #: arviz-stats' default: a distance above 0.05 per unit log alpha is flagged.
 PSENSE_THRESHOLD = 0.05
 PSENSE_COLUMNS = ["outcome", "model", "variable", "prior", "likelihood", "diagnosis", "note"]
 
 
-def power_scaling(fit: OutcomeFit) -> pd.DataFrame:
+def power_scaling(fit: AnalysisFit) -> pd.DataFrame:
     """Prior and likelihood power-scaling sensitivity of ``fit``'s population quantities.
 
     Returns
@@ -35,22 +34,30 @@ def power_scaling(fit: OutcomeFit) -> pd.DataFrame:
         Columns :data:`PSENSE_COLUMNS`, one row per population-level quantity. Empty
         (with a note) for an exact-engine fit, which has no joint draws to reweight.
     """
-    if fit.engine != "nuts":
+    posterior = fit.posterior.joint_draws
+    if posterior is None:
         return pd.DataFrame([{"outcome": fit.outcome, "model": fit.model,
-                              "note": "exact engine: no posterior draws to reweight"}],
+                              "note": f"{fit.engine} engine: no posterior draws to reweight"}],
                             columns=PSENSE_COLUMNS)
-    model = get_model(fit.model)
-    posterior = fit.tree["posterior"].to_dataset()
+    model = fit.analysis.model
     draws = {name: d.values for name, d in model.sampled_draws(posterior).items()}
-    log_lik = model.log_likelihood(draws, fit.data.events, fit.data.totals)
-    log_prior = sum(np.asarray(fit.priors[name].logpdf(draws[name]), dtype=float)
-                    for name in fit.priors)
-    variables = [v for v in posterior.data_vars
-                 if STUDY_DIM not in posterior[v].dims and np.ptp(posterior[v].values) > 0
-                 and v != "theta_new"]  # a single predictive draw per sample: too noisy
+    events, totals = model.counts(fit.analysis.data)
+    log_lik = model.log_likelihood(draws, events, totals)
+    chains, n_draws = log_lik.shape[:2]
+    log_lik = log_lik.reshape(chains, n_draws, -1)
+    # A prior's log density sums over a parameter's outcomes (one prior per parameter).
+    log_prior = sum(np.asarray(fit.priors[name].logpdf(draws[name]), dtype=float).reshape(
+        chains, n_draws, -1).sum(axis=-1) for name in fit.priors)
+    keys = [k for k in fit.posterior.keys if not k[2] and k[0] != "theta_new"]
+    columns = {}  # a single predictive draw per sample (theta_new) is too noisy
+    for key in keys:
+        values = fit.posterior.draws(key)
+        if np.ptp(values) > 0:
+            columns["__".join(p for p in key[:2] if p)] = (("chain", "draw"), values)
+    variables = list(columns)
     tree = xr.DataTree.from_dict({
-        "posterior": posterior[variables],
-        "log_likelihood": xr.Dataset({"y": (("chain", "draw", STUDY_DIM), log_lik)}),
+        "posterior": xr.Dataset(columns),
+        "log_likelihood": xr.Dataset({"y": (("chain", "draw", "observation"), log_lik)}),
         "log_prior": xr.Dataset({"prior": (("chain", "draw"), log_prior)}),
     })
     # psense per component, as psense_summary does, except that a constant log prior
@@ -59,7 +66,10 @@ def power_scaling(fit: OutcomeFit) -> pd.DataFrame:
     likelihood = azs.psense(tree, group="likelihood")
     prior = (azs.psense(tree, group="prior") if np.ptp(log_prior) > 0
              else xr.zeros_like(likelihood))
-    table = pd.DataFrame({"variable": variables,
+    labels = {"__".join(p for p in k[:2] if p): (k[0] if len(fit.outcomes) == 1
+                                                  else f"{k[0]} [{k[1] or 'all'}]")
+              for k in keys}
+    table = pd.DataFrame({"variable": [labels[v] for v in variables],
                           "prior": [float(prior[v]) for v in variables],
                           "likelihood": [float(likelihood[v]) for v in variables]})
     table["diagnosis"] = [_diagnosis(p, li) for p, li in zip(table["prior"],

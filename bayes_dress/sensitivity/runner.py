@@ -1,9 +1,9 @@
 """Running a sweep: every (scenario, outcome) fit, in parallel, sharing compiled models.
 
-Each fit is :func:`bayes_dress.fitting.fit_outcome`, exactly as ``bayes-dress fit`` runs
+Each fit is :func:`bayes_dress.fitting.fit_analysis`, exactly as ``bayes-dress fit`` runs
 it (same seeds, sampler settings and diagnostics), so a one-scenario sweep reproduces a
 fit. Speed comes from not recompiling: a fit's compiled model depends only on its
-structure (:func:`bayes_dress.sampling.structure_key`), prior families share switch
+structure (:func:`bayes_dress.engines.nuts.structure_key`), prior families share switch
 graphs, and every fit is padded to the sweep's largest study count, so the default sweep
 compiles one model per model type. Worker processes keep their own compiled models, and
 the scheduler sends each worker fits of the structures it has already compiled, so a
@@ -26,32 +26,35 @@ from multiprocessing.connection import wait
 
 import pandas as pd
 
-from bayes_dress.config import RunConfig
-from bayes_dress.data import OutcomeData, StudyTable, select_outcome
-from bayes_dress.diagnostics import checks_to_records
+from bayes_dress.checks.diagnostics import checks_to_records
+from bayes_dress.data.selection import AnalysisData, select_analysis
+from bayes_dress.data.table import StudyTable
+from bayes_dress.engines.base import FitOptions
 from bayes_dress.errors import BayesDressError
-from bayes_dress.fitting import fit_outcome
+from bayes_dress.fitting.fit import analyses_of, fit_analysis
 from bayes_dress.models import get_model
-from bayes_dress.priors import can_share
-from bayes_dress.sampling import COMPILED_MODELS, CompiledModelCache, structure_key
+from bayes_dress.models.analysis import Analysis
 from bayes_dress.sensitivity.spec import Scenario
-from bayes_dress.spec import get_model_spec
+from bayes_dress.spec.config import RunConfig
+from bayes_dress.spec.models import get_model_spec
+from bayes_dress.spec.priors import can_share
 
 #: A worker with nothing of its own left compiles a structure another worker holds
 #: when at least this many of its fits are still waiting. By then the other worker has
-#: put it in the disk cache (bayes_dress.compiled), so this compile is a load of about
+#: put it in the disk cache (bayes_dress.engines.nuts.compiled), so this compile is a load of about
 #: 1 s, two to four fits' time, while an idle worker would leave a core unused.
 DUPLICATE_COMPILE_MIN_TASKS = 4
 
 
 @dataclass(frozen=True)
 class Task:
-    """One fit of a sweep: a scenario's settings applied to one outcome."""
+    """One fit of a sweep: a scenario's settings applied to one analysis (an outcome, or
+    the outcomes a joint model takes together)."""
 
     index: int
     scenario: Scenario
-    outcome: str
-    data: OutcomeData | None
+    outcomes: tuple[str, ...]
+    data: AnalysisData | None
     #: Why the counts could not be selected (then ``data`` is None).
     error: str | None
     config: RunConfig
@@ -59,20 +62,27 @@ class Task:
     #: Prior families sharing one compiled graph, per parameter.
     shared: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
+    @property
+    def outcome(self) -> str:
+        """The analysis's name (its outcome, for a single-outcome model)."""
+        return "+".join(self.outcomes)
+
     def key(self):
         """What a worker must prepare to run this task: a compiled model (NUTS), or the
         model's warmed-up exact engine (its compiled quadrature and caches)."""
         if self.data is None:
             return None
-        if self.config.engine == "exact":
-            return ("exact", self.scenario.model)
+        if self.config.engine != "nuts":
+            return (self.config.engine, self.scenario.model)
+        from bayes_dress.engines.nuts import structure_key
+
         return structure_key(get_model(self.scenario.model), self.scenario.priors,
                              self.n_slots, self.shared)
 
 
 @dataclass
 class TaskResult:
-    """What a sweep keeps of one fit."""
+    """What a sweep keeps of one fit (``outcome``: the analysis's name)."""
 
     index: int
     scenario: Scenario
@@ -88,23 +98,33 @@ class TaskResult:
     definitions: tuple[str, ...] = ()
     psense: pd.DataFrame | None = None
     seconds: float = 0.0
+    #: The analysis's outcomes, and extra tables (benefit-risk) by name.
+    outcomes: tuple[str, ...] = ()
+    tables: dict = field(default_factory=dict)
 
 
 def make_tasks(scenarios: Sequence[Scenario], table: StudyTable, *, base: RunConfig,
-               thresholds: Mapping[str, Sequence[float]]) -> list[Task]:
-    """One task per scenario and outcome, with its counts selected (or why not)."""
+               thresholds: Mapping[str, Sequence[float]],
+               outcomes: Sequence[str] = ()) -> list[Task]:
+    """One task per scenario and analysis, with its counts selected (or why not);
+    ``outcomes`` are the sweep's, which a joint model takes together."""
+    all_outcomes = tuple(outcomes) or tuple(dict.fromkeys(
+        o for s in scenarios for o in s.outcomes))
     tasks = []
     for scenario in scenarios:
-        for outcome in scenario.outcomes:
+        model = get_model(scenario.model)
+        outcomes = scenario.outcomes if model.n_outcomes == 1 else all_outcomes
+        for group in analyses_of(model, outcomes, table):
             try:
-                data, error = select_outcome(
-                    table, outcome, definition=scenario.definitions.get(outcome),
+                data, error = select_analysis(
+                    table, group, definitions=scenario.definitions,
                     exclude=scenario.exclude), None
             except BayesDressError as err:
                 data, error = None, str(err)
-            wanted = tuple(sorted({*base.thresholds, *thresholds.get(outcome, ())}))
+            wanted = tuple(sorted({*base.thresholds,
+                                   *(t for o in group for t in thresholds.get(o, ()))}))
             config = base.replace(model=scenario.model, thresholds=wanted)
-            tasks.append(Task(index=len(tasks), scenario=scenario, outcome=outcome,
+            tasks.append(Task(index=len(tasks), scenario=scenario, outcomes=tuple(group),
                               data=data, error=error, config=config, n_slots=0))
     # One compiled model per model type where possible: every fit padded to the
     # largest study count, and the prior families a model's fits use for a parameter
@@ -129,26 +149,26 @@ def make_tasks(scenarios: Sequence[Scenario], table: StudyTable, *, base: RunCon
     return [dataclasses.replace(t, n_slots=n_slots, shared=shared(t)) for t in tasks]
 
 
-def run_task(task: Task, cache: CompiledModelCache) -> TaskResult:
+def run_task(task: Task, cache) -> TaskResult:
     """Fit one task; a failure becomes a flagged result, never an exception."""
     from bayes_dress.sensitivity.psense import power_scaling
 
     start = time.perf_counter()
     result = TaskResult(index=task.index, scenario=task.scenario, outcome=task.outcome,
-                        status="not fitted")
+                        status="not fitted", outcomes=task.outcomes)
     if task.data is None:
         result.problems.append(task.error or "no data")
         return result
     result.n_studies = task.data.n_studies
-    result.definitions = task.data.definitions
+    result.definitions = tuple(d for b in task.data.blocks for d in b.definitions)
     config = task.config
     try:
-        fit = fit_outcome(task.data, model=task.scenario.model,
-                          priors=task.scenario.priors,
-                          settings=config.sampler, thresholds=config.thresholds,
-                          engine=config.engine, cache=cache, n_slots=task.n_slots,
-                          shared=task.shared, check_grid=task.scenario.primary,
-                          plot_draws=False)
+        analysis = Analysis(get_model(task.scenario.model), task.data, task.scenario.priors)
+        fit = fit_analysis(analysis, settings=config.sampler, thresholds=config.thresholds,
+                           engine=config.engine,
+                           options=FitOptions(cache=cache, n_slots=task.n_slots,
+                                              shared=task.shared,
+                                              refine=task.scenario.primary))
     except BayesDressError as err:  # e.g. an improper posterior
         result.problems.append(str(err))
         result.seconds = time.perf_counter() - start
@@ -170,6 +190,8 @@ def _worker(connection, cores_per_fit: int) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    from bayes_dress.engines.nuts import CompiledModelCache
+
     cache = CompiledModelCache()
     while True:
         task = connection.recv()
@@ -200,7 +222,7 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int | None = None,
     tasks : sequence of Task
     jobs : int, optional
         Worker processes. ``1`` runs in this process, reusing the models it has
-        compiled before (:data:`bayes_dress.sampling.COMPILED_MODELS`).
+        compiled before (:data:`bayes_dress.engines.nuts.COMPILED_MODELS`).
     progress : callable, optional
         Called with each result as it arrives.
 
@@ -211,6 +233,8 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int | None = None,
     """
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     if jobs == 1:
+        from bayes_dress.engines.nuts import COMPILED_MODELS
+
         results = []
         for task in tasks:
             results.append(run_task(task, COMPILED_MODELS))

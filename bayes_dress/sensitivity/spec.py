@@ -1,4 +1,4 @@
-"""The sweep spec (``models/sensitivity.toml``) and its expansion into scenarios.
+"""The sweep spec (``default_sweep.toml`` by default) and its expansion into scenarios.
 
 A spec names a primary analysis (a ``fit`` run config), the dimensions to vary and how
 to combine them. :func:`expand` turns it, with the study table, into the scenarios a
@@ -13,13 +13,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bayes_dress.config import RunConfig, config_from_dict, read_toml
-from bayes_dress.data import StudyTable
+from bayes_dress.data.table import StudyTable
 from bayes_dress.errors import SpecError, choices
-from bayes_dress.models import MODELS, POPULATION_QUANTITIES
-from bayes_dress.priors import Prior, parse_prior
-from bayes_dress.resources import bundled_path
-from bayes_dress.spec import get_model_spec, resolve_priors
+from bayes_dress.models.base import POPULATION_QUANTITIES
+from bayes_dress.spec.config import RunConfig, config_from_dict, read_toml
+from bayes_dress.spec.models import get_model_spec, model_specs, resolve_priors
+from bayes_dress.spec.priors import Prior, parse_prior
 
 COMBINE = ("one_at_a_time", "cross")
 DIMENSIONS = ("model", "heterogeneity_prior", "mean_prior", "definition", "leave_one_out")
@@ -38,7 +37,7 @@ class Headline:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A parsed sweep spec; see ``models/sensitivity.toml`` for the format."""
+    """A parsed sweep spec; see ``default_sweep.toml`` for the format."""
 
     combine: str
     primary: RunConfig
@@ -77,7 +76,7 @@ class Scenario:
 
 
 def default_spec_path() -> Path:
-    return bundled_path("models") / "sensitivity.toml"
+    return Path(__file__).resolve().parent / "default_sweep.toml"
 
 
 def load_sweep_spec(path: str | Path | None = None) -> SweepSpec:
@@ -94,9 +93,9 @@ def _prior_dimension(raw: Any, dimension: str, role: str, where: str
                         'of priors, e.g. logit_normal = ["HalfNormal(1)"]')
     result = {}
     for model, values in raw.items():
-        if model not in MODELS:
+        if model not in model_specs():
             raise SpecError(f"{where}: unknown model '{model}' in dimensions.{dimension}; "
-                            f"valid: {choices(MODELS)}")
+                            f"valid: {choices(model_specs())}")
         parameter = role_parameter(model, role)
         if parameter is None:
             raise SpecError(f"{where}: model '{model}' has no {role} parameter, so "
@@ -140,9 +139,9 @@ def sweep_spec_from_dict(raw: Mapping[str, Any], *, where: str = "sweep spec",
     if not isinstance(primary_raw, Mapping):
         raise SpecError(f"{where}: [primary] must be a table (a fit run config)")
     primary = config_from_dict(primary_raw, where=f"{where} [primary]", base=base)
-    if primary.model not in MODELS:
+    if primary.model not in model_specs():
         raise SpecError(f"{where}: unknown model '{primary.model}' in [primary]; valid: "
-                        f"{choices(MODELS)}")
+                        f"{choices(model_specs())}")
     dims = raw.get("dimensions", {})
     if not isinstance(dims, Mapping):
         raise SpecError(f"{where}: [dimensions] must be a table")
@@ -156,9 +155,9 @@ def sweep_spec_from_dict(raw: Mapping[str, Any], *, where: str = "sweep spec",
     if not models:
         raise SpecError(f"{where}: dimensions.model is empty; list at least one model")
     for model in models:
-        if model not in MODELS:
+        if model not in model_specs():
             raise SpecError(f"{where}: unknown model '{model}' in dimensions.model; valid: "
-                            f"{choices(MODELS)}")
+                            f"{choices(model_specs())}")
     definitions = dims.get("definition", False)
     if definitions is False:
         definitions = {}

@@ -14,10 +14,9 @@ from functools import cached_property
 
 import pandas as pd
 
-from bayes_dress.config import RunConfig
-from bayes_dress.data import StudyTable
+from bayes_dress.data.table import StudyTable
 from bayes_dress.errors import SpecError, choices
-from bayes_dress.fitting import prepare
+from bayes_dress.fitting.fit import prepare
 from bayes_dress.sensitivity.psense import PSENSE_COLUMNS
 from bayes_dress.sensitivity.runner import Progress, Task, TaskResult, make_tasks, run_tasks
 from bayes_dress.sensitivity.spec import (
@@ -33,7 +32,8 @@ from bayes_dress.sensitivity.tables import (
     robustness_table,
     sensitivity_table,
 )
-from bayes_dress.spec import get_model_spec
+from bayes_dress.spec.config import RunConfig
+from bayes_dress.spec.models import get_model_spec
 
 
 @dataclass
@@ -80,6 +80,20 @@ class SweepResult:
         """Fits that failed a diagnostic or could not be fitted."""
         return [r for r in self.results if r.status != "ok"]
 
+    @cached_property
+    def extra_tables(self) -> dict[str, pd.DataFrame]:
+        """Tables some models add per fit (a joint model's benefit-risk table), with the
+        scenario columns in front, by file name."""
+        found: dict[str, list[pd.DataFrame]] = {}
+        for result in self.results:
+            for name, frame in result.tables.items():
+                frame = frame.copy()
+                frame.insert(0, "label", result.scenario.label)
+                frame.insert(0, "scenario", result.scenario.id)
+                frame.insert(2, "status", result.status)
+                found.setdefault(name, []).append(frame)
+        return {name: pd.concat(frames, ignore_index=True) for name, frames in found.items()}
+
 
 def plan_sweep(spec: SweepSpec, *, config: RunConfig | None = None,
                thresholds: Sequence[float] | None = None) -> SweepPlan:
@@ -87,6 +101,7 @@ def plan_sweep(spec: SweepSpec, *, config: RunConfig | None = None,
     carries command-line overrides, and ``thresholds`` replaces the headline ones."""
     config = config or spec.primary
     # The primary model (perhaps a --model override) is always one of the sweep's.
+    config = config.replace(model=get_model_spec(config.model).name)
     spec = dataclasses.replace(spec, models=tuple(dict.fromkeys([config.model,
                                                                  *spec.models])))
     # A prior override applies to every model of the sweep that has the parameter.
@@ -96,16 +111,17 @@ def plan_sweep(spec: SweepSpec, *, config: RunConfig | None = None,
         raise SpecError(f"prior for '{unknown[0]}': no model of the sweep has that "
                         f"parameter; parameters: {choices(sorted(parameters))}")
     primary_parameters = get_model_spec(config.model).parameters
-    table, _, selected = prepare(config.replace(priors={
+    prepared = prepare(config.replace(priors={
         k: v for k, v in config.priors.items() if k in primary_parameters}))
+    table = prepared.table
     check_outcomes(spec, table)
-    outcomes = tuple(selected)
+    outcomes = tuple(o for a in prepared.analyses for o in a.outcomes)
     scenarios = expand(spec, table, base=config, outcomes=outcomes)
     headlines = headlines_for(spec, outcomes, thresholds)
     wanted: dict[str, list[float]] = {}
     for headline in headlines:
         wanted.setdefault(headline.outcome, []).extend(headline.thresholds)
-    tasks = make_tasks(scenarios, table, base=config, thresholds=wanted)
+    tasks = make_tasks(scenarios, table, base=config, thresholds=wanted, outcomes=outcomes)
     return SweepPlan(spec=spec, config=config, table=table, outcomes=outcomes,
                      scenarios=scenarios, headlines=headlines, tasks=tasks)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bayes_dress.models import POPULATION_QUANTITIES
+from bayes_dress.models.base import POPULATION_QUANTITIES
 from bayes_dress.sensitivity.runner import TaskResult
 from bayes_dress.sensitivity.spec import Headline
 
@@ -24,15 +24,19 @@ ROBUSTNESS_COLUMNS = ["outcome", "quantity", "threshold", "probability_primary",
 DECISION_LEVELS = (0.5, 0.95)
 
 
-def _scenario_columns(result: TaskResult) -> dict:
+def _outcomes(result: TaskResult) -> tuple[str, ...]:
+    return result.outcomes or (result.outcome,)
+
+
+def _scenario_columns(result: TaskResult, outcome: str) -> dict:
     scenario = result.scenario
     return {"scenario": scenario.id, "label": scenario.label, "primary": scenario.primary,
             "varied": scenario.varied, "model": scenario.model,
             "priors": scenario.priors_text(),
             "definition": "/".join(dict.fromkeys(result.definitions))
-            or scenario.definitions.get(result.outcome, ""),
+            or scenario.definitions.get(outcome, ""),
             "excluded": ";".join(scenario.exclude), "n_studies": result.n_studies,
-            "outcome": result.outcome, "status": result.status,
+            "outcome": outcome, "status": result.status,
             "problems": " | ".join(result.problems)}
 
 
@@ -40,17 +44,21 @@ def sensitivity_table(results: Sequence[TaskResult]) -> pd.DataFrame:
     """One row per scenario x outcome x population quantity; unfitted ones kept, empty."""
     rows = []
     for result in results:
-        base = _scenario_columns(result)
-        summary = (result.summary.set_index("parameter")
-                   if result.summary is not None else None)
-        for quantity in POPULATION_QUANTITIES:
-            row = {**base, "quantity": quantity}
-            if summary is not None and quantity in summary.index:
-                entry = summary.loc[quantity]
-                entry = entry.iloc[0] if isinstance(entry, pd.DataFrame) else entry
-                row.update({k: entry[k] for k in ("mean", "median", "q2.5", "q97.5",
-                                                  "prior_dominated")})
-            rows.append(row)
+        for outcome in _outcomes(result):
+            base = _scenario_columns(result, outcome)
+            summary = None
+            if result.summary is not None:
+                mine = result.summary[(result.summary["outcome"] == outcome)
+                                      & (result.summary["study"] == "")]
+                summary = mine.set_index("parameter")
+            for quantity in POPULATION_QUANTITIES:
+                row = {**base, "quantity": quantity}
+                if summary is not None and quantity in summary.index:
+                    entry = summary.loc[quantity]
+                    entry = entry.iloc[0] if isinstance(entry, pd.DataFrame) else entry
+                    row.update({k: entry[k] for k in ("mean", "median", "q2.5", "q97.5",
+                                                      "prior_dominated")})
+                rows.append(row)
     return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)
 
 
@@ -59,18 +67,20 @@ def probability_table(results: Sequence[TaskResult],
     """Each headline probability in each scenario."""
     rows = []
     for result in results:
-        base = _scenario_columns(result)
         table = result.probabilities
         for headline in headlines:
-            if headline.outcome != result.outcome:
+            if headline.outcome not in _outcomes(result):
                 continue
+            base = _scenario_columns(result, headline.outcome)
+            mine = (table[table["outcome"] == headline.outcome] if table is not None
+                    else None)
             for threshold in headline.thresholds:
                 row = {k: base[k] for k in ("scenario", "label", "primary", "outcome",
                                             "status")}
                 row.update({"quantity": headline.quantity, "threshold": threshold})
-                if table is not None:
-                    match = table[(table["quantity"] == headline.quantity)
-                                  & np.isclose(table["threshold"], threshold)]
+                if mine is not None:
+                    match = mine[(mine["quantity"] == headline.quantity)
+                                 & np.isclose(mine["threshold"], threshold)]
                     if len(match):
                         row.update(probability=float(match["probability"].iloc[0]),
                                    mcse=float(match["mcse"].iloc[0]))

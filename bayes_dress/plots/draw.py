@@ -1,0 +1,251 @@
+"""Drawing a run's plots from its saved files, and redrawing them.
+
+``bayes-dress fit`` and ``bayes-dress plot RUN_DIR`` both call :func:`draw_plots` on a
+run read by :func:`bayes_dress.rundir.load_run`, so a redraw gives the same figures as
+the fit did. Each plot is written as ``plots/NAME.png`` and ``plots/NAME.svg``, and
+``plots/index.json`` lists them in reading order with their hashes::
+
+    [{"name": "forest-success", "title": "...", "caption": "...", "outcome": "success",
+      "png": "plots/forest-success.png", "svg": "plots/forest-success.svg",
+      "png_sha256": "...", "svg_sha256": "..."}, ...]
+
+What each plot shows, as numbers, is in :mod:`bayes_dress.plots.data`; the drawing is in
+:mod:`bayes_dress.plots.figures`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from bayes_dress.errors import RunDirError
+from bayes_dress.labels import outcome_label
+from bayes_dress.plots import data, figures
+from bayes_dress.rundir import layout
+from bayes_dress.rundir.atomic import atomic_directory, sha256
+from bayes_dress.rundir.read import SavedAnalysis, SavedRun, load_run
+from bayes_dress.rundir.write import json_text
+
+#: The outcomes of the benefit-risk plot: benefit on x, harm on y.
+BENEFIT_OUTCOME, RISK_OUTCOME = "success", "severe_ae"
+PNG_DPI = 120
+
+
+def _model_note(analysis: SavedAnalysis) -> str:
+    priors = "; ".join(f"{k} ~ {v}" for k, v in analysis.priors.items())
+    return f"Model {analysis.model_name}; priors {priors}."
+
+
+def _engine_note(analysis: SavedAnalysis) -> str:
+    if analysis.posterior.joint_draws is not None:
+        return ""
+    return (" Exact engine: summaries of exact marginal posteriors (numerical "
+            "integration, no sampling); with no chains this run has no trace or rank "
+            "plots.")
+
+
+def _forest(run: SavedRun, outcome: str):
+    analysis = run.analysis_of(outcome)
+    forest = data.forest_data(run, outcome)
+    label = outcome_label(outcome)
+    if forest["caterpillar"]:
+        what = (f"Each of the {len(forest['studies'])} studies on one line, sorted by the "
+                "model's estimate of its rate (filled circle: posterior median; line: 95% "
+                "interval), with its observed rate (open square); below, the population "
+                "mean rate (filled diamond) and the rate to expect in a new study (open "
+                "diamond, dashed: 95% predictive interval). ")
+    else:
+        what = ("Each study's observed rate (events/total) with its exact Clopper-Pearson "
+                "95% CI (open squares), the model's estimate of that study's rate, pulled "
+                "towards the other studies (filled circles: posterior median and 95% "
+                "interval), the population mean rate (filled diamond) and the rate to "
+                "expect in a new study (open diamond, dashed: 95% predictive interval). ")
+    caption = what + _model_note(analysis) + _engine_note(analysis)
+    title = f"{label}: study rates, mean and new-study rate ({analysis.model_name})"
+    return title, caption, figures.forest_figure(forest, title=title)
+
+
+def _prior_posterior(analysis: SavedAnalysis):
+    panels = data.prior_posterior_data(analysis)
+    if len(analysis.outcomes) > 1:
+        for panel in panels:
+            panel["outcome_label"] = (outcome_label(panel["outcome"]) if panel["outcome"]
+                                      else "")
+    notes = sorted({p["note"] for p in panels if p["note"]})
+    exact = analysis.posterior.joint_draws is None
+    caption = ("Prior (dashed) and posterior (solid) densities of the model's "
+               "hyperparameters and of the new-study rate θ_new. Where the curves are "
+               "alike the data say little about that quantity. " + (
+                   "Posterior densities are the exact marginals (numerical integration); "
+                   "prior densities are kernel estimates from prior draws, "
+                   if exact else "Densities are kernel estimates ")
+               + "reflected at the bounds of each quantity (0 and 1 for rates, 0 for "
+               "scales, ±1 for correlations), so no mass leaks past them. "
+               + _model_note(analysis) + "".join(f" {n[0].upper()}{n[1:]}." for n in notes))
+    title = f"{', '.join(map(outcome_label, analysis.outcomes))}: prior vs posterior"
+    return title, caption, figures.prior_posterior_figure(panels, title=title)
+
+
+def _ppc(run: SavedRun, outcome: str):
+    ppc = data.ppc_data(run, outcome)
+    label = outcome_label(outcome)
+    if ppc["panels"]:
+        caption = ("Per study, the distribution of the count a replication of that study "
+                   "(same number of patients) would give (bars: Binomial(n, θ) averaged "
+                   "over the posterior of the study's rate) against the observed count "
+                   "(black line), with P(y_rep ≤ y) and P(y_rep ≥ y). An observed count far "
+                   "in a tail means the model does not reproduce that study.")
+    else:
+        caption = (f"For each of the {len(ppc['rows'])} studies, the mid-p posterior "
+                   "predictive p-value of its count, P(y_rep < y) + P(y_rep = y)/2 (y_rep: "
+                   "a replication of that study under the posterior). Left: their "
+                   "histogram; right: their ECDF minus the uniform with a 95% "
+                   "Kolmogorov-Smirnov band. Posterior predictive p-values pile towards "
+                   "0.5 when the model fits (they use the data twice), so values crowding "
+                   "0 or 1 mark studies the model does not reproduce.")
+    title = f"{label}: posterior predictive check of the counts"
+    return title, caption, figures.ppc_figure(ppc, title=title)
+
+
+def _trace(analysis: SavedAnalysis):
+    draws = data.sampled_draws(analysis)
+    caption = (f"Draws of the parameters the sampler drew ({', '.join(draws.data_vars)}): "
+               "one row per parameter, one column per chain, on a shared scale per row "
+               "(dashed: median of all chains). Chains that wander around the same level "
+               "without trends or flat stretches have mixed.")
+    title = f"{', '.join(map(outcome_label, analysis.outcomes))}: trace of the sampled parameters"
+    return title, caption, figures.trace_figure(draws, title=title)
+
+
+def _rank(analysis: SavedAnalysis):
+    full = data.sampled_draws(analysis)
+    draws, factor = data.thin_to_ess(full)
+    thinning = (f"Draws thinned to about the effective sample size (one draw in {factor}: "
+                f"{draws.sizes['draw']} of {full.sizes['draw']} per chain), so the test's "
+                "independence assumption holds; unthinned, autocorrelated draws can make "
+                "it flag chains that mix well." if factor > 1 else
+                "Draws not thinned: their effective sample size is about their number.")
+    caption = (f"Sampled parameters ({', '.join(draws.data_vars)}): per chain, the ECDF of "
+               "its draws' fractional ranks among all chains, minus the uniform ECDF "
+               "(arviz-plots). Lines near zero mean the chains sample the same "
+               "distribution; p is the multi-chain uniformity test, and a p below α flags "
+               f"a problem (points that drive it are marked). {thinning}")
+    title = f"{', '.join(map(outcome_label, analysis.outcomes))}: rank plots per chain"
+    return title, caption, figures.rank_figure(draws, title=title)
+
+
+def _benefit_risk(run: SavedRun, *, benefit_threshold, risk_threshold):
+    br = data.benefit_risk_data(run, benefit=BENEFIT_OUTCOME, risk=RISK_OUTCOME,
+                                benefit_threshold=benefit_threshold,
+                                risk_threshold=risk_threshold)
+    favourable = br["quadrants"][0]["probability"]
+    if br["joint"]:
+        pairing = ("Both outcomes are modelled jointly, with correlated study effects: the "
+                   "points are joint draws, and the quadrant probabilities are those of the "
+                   "joint posterior predictive distribution; P(favourable) if the two were "
+                   f"independent would be {br['independent_product']:.2f}.")
+    else:
+        pairing = ("The two outcomes are fitted separately, so their draws are paired as "
+                   "independent: the joint distribution is the product of the two "
+                   "marginals, and any correlation of benefit and harm across studies is "
+                   "not modelled. Quadrant probabilities are products of the marginal "
+                   "probabilities.")
+    caption = ("Each point pairs a draw of the new-study success rate (x) with one of the "
+               "new-study severe-AE rate (y), from the posterior predictive distributions "
+               f"θ_new. {pairing} P(success > {benefit_threshold:g} and SAE < "
+               f"{risk_threshold:g}) = {favourable:.2f}.")
+    title = "Benefit-risk in a new study: success vs severe adverse events"
+    return title, caption, figures.benefit_risk_figure(br, title=title)
+
+
+def plot_jobs(run: SavedRun, *, benefit_threshold: float = 0.5,
+              risk_threshold: float = 0.2) -> list[tuple[str, str | None, Callable]]:
+    """(file name, outcome or None, drawing function) of every plot, in reading order."""
+    safe = layout.safe_name
+    outcomes = run.outcomes
+    jobs = [(f"forest-{safe(o)}", o, partial(_forest, run, o)) for o in outcomes]
+    if BENEFIT_OUTCOME in outcomes and RISK_OUTCOME in outcomes:
+        jobs.append(("benefit-risk", None, partial(
+            _benefit_risk, run, benefit_threshold=benefit_threshold,
+            risk_threshold=risk_threshold)))
+    for analysis in run.analyses.values():
+        part = layout.analysis_part(analysis.outcomes)
+        jobs.append((f"prior-posterior-{part}", analysis.name,
+                     partial(_prior_posterior, analysis)))
+    jobs += [(f"ppc-{safe(o)}", o, partial(_ppc, run, o)) for o in outcomes]
+    for analysis in run.analyses.values():
+        draws = data.sampled_draws(analysis)
+        if draws is None:
+            continue  # no chains (exact marginals)
+        part = layout.analysis_part(analysis.outcomes)
+        jobs.append((f"trace-{part}", analysis.name, partial(_trace, analysis)))
+        if draws.sizes["chain"] > 1:  # a rank plot compares chains
+            jobs.append((f"rank-{part}", analysis.name, partial(_rank, analysis)))
+    return jobs
+
+
+def draw_plots(run: SavedRun, directory: str | Path, *, benefit_threshold: float = 0.5,
+               risk_threshold: float = 0.2, progress: Callable[[str], None] | None = None
+               ) -> list[dict]:
+    """Draw every plot of a saved run into ``directory`` (its ``plots`` folder).
+
+    Returns
+    -------
+    list of dict
+        The index written to ``index.json``: name, title, caption, outcome (or None),
+        png, svg and their SHA-256, in reading order.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    index = []
+    jobs = plot_jobs(run, benefit_threshold=benefit_threshold, risk_threshold=risk_threshold)
+    for number, (name, outcome, draw) in enumerate(jobs, start=1):
+        if progress:
+            progress(f"plot {number} of {len(jobs)}: {name}")
+        title, caption, fig = draw()
+        png, svg = figures.save(fig, directory, name, dpi=PNG_DPI)
+        index.append({"name": name, "title": title, "caption": caption, "outcome": outcome,
+                      "png": f"{layout.PLOTS_DIR}/{png.name}",
+                      "svg": f"{layout.PLOTS_DIR}/{svg.name}",
+                      "png_sha256": sha256(png), "svg_sha256": sha256(svg)})
+    (directory / layout.PLOT_INDEX).write_text(json_text(index), encoding="utf-8")
+    return index
+
+
+def stale_report_note(run_dir: str | Path) -> str | None:
+    """A note when ``run_dir/report.html`` exists: it embeds the plots it was written
+    with, not a redraw's."""
+    report = Path(run_dir) / layout.REPORT
+    if not report.is_file():
+        return None
+    return (f"note: {report} embeds the previous plots: rerun bayes-dress report "
+            f"{run_dir} [SENS_DIR] to update it")
+
+
+def plot_run(run_dir: str | Path, *, benefit_threshold: float = 0.5,
+             risk_threshold: float = 0.2) -> list[dict]:
+    """(Re)draw every plot of a saved run from the files in ``run_dir`` only.
+
+    ``run_dir/plots`` is replaced atomically (drawn in a hidden sibling, then moved into
+    place); nothing else in the run directory changes.
+
+    Raises
+    ------
+    RunDirError
+        ``run_dir`` is not a readable run directory.
+    """
+    run = load_run(run_dir)
+    for analysis in run.analyses.values():
+        analysis.tree  # noqa: B018 - fail on a missing posterior before replacing plots
+    try:
+        with atomic_directory(run.path / layout.PLOTS_DIR, overwrite=True) as tmp:
+            index = draw_plots(run, tmp, benefit_threshold=benefit_threshold,
+                               risk_threshold=risk_threshold)
+    except PermissionError as err:
+        raise RunDirError(f"cannot write plots in '{run.path}': {err.strerror}") from None
+    return index
