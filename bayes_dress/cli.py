@@ -170,14 +170,47 @@ def apply_flags(config: RunConfig, *, data, outcomes, definitions, exclude, mode
                                        **_pairs(definitions, "--definition")})
 
 
+def benefit_risk_options(command):
+    """The benefit-risk settings (both outcomes analysed: a joint table and plots)."""
+    options = [
+        click.option("--benefit-threshold", type=click.FloatRange(0, 1, min_open=True,
+                                                                  max_open=True),
+                     help="Benefit-risk: a success rate above this is a benefit [0.5]."),
+        click.option("--risk-threshold", type=click.FloatRange(0, 1, min_open=True,
+                                                               max_open=True),
+                     help="Benefit-risk: a severe-AE rate below this is acceptable [0.2]."),
+        click.option("--harm-weight", "harm_weights", multiple=True,
+                     type=click.FloatRange(0, 1000),
+                     help="Benefit-risk: weight w of harm in the net benefit p_success - "
+                          "w p_harm (repeatable) [0 0.25 0.5 ... 5]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def apply_benefit_risk(config: RunConfig, benefit_threshold, risk_threshold,
+                       harm_weights) -> RunConfig:
+    import dataclasses
+
+    changes = {k: v for k, v in (("benefit_threshold", benefit_threshold),
+                                 ("risk_threshold", risk_threshold),
+                                 ("weights", tuple(harm_weights) or None)) if v is not None}
+    if not changes:
+        return config
+    return config.replace(benefit_risk=dataclasses.replace(config.benefit_risk, **changes))
+
+
 @main.command()
 @run_options
+@benefit_risk_options
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A TOML run spec; flags override it.")
 @click.option("--report", "report", is_flag=True,
               help="Also write RUN_DIR/report.html (as bayes-dress report RUN_DIR).")
 @user_errors
-def fit(config_path, out, overwrite, strict, report, quiet, **flags):
+def fit(config_path, out, overwrite, strict, report, quiet, benefit_threshold,
+        risk_threshold, harm_weights, **flags):
     """Fit a model to each outcome and write a run directory."""
     progress = Progress(quiet)
     progress("loading the data and the sampler")
@@ -188,7 +221,8 @@ def fit(config_path, out, overwrite, strict, report, quiet, **flags):
     from bayes_dress.workflow import write_run
 
     config = load_config(config_path) if config_path else RunConfig()
-    config = apply_flags(config, **flags)
+    config = apply_benefit_risk(apply_flags(config, **flags), benefit_threshold,
+                                risk_threshold, harm_weights)
     prepared = prepare(config)  # every input error surfaces before any fitting
     out = out or default_run_dir(prepared.model.name)
     check_destination(out, overwrite=overwrite)
@@ -298,11 +332,11 @@ def data_command(data, outcomes, definitions, exclude):
     for outcome, selected in selections.items():
         click.echo(f"\n{safe(outcome)} (definitions: "
                    f"{', '.join(map(safe, table.definitions(outcome)))})")
-        used_rows = set(selected.rows)
+        used_rows = {id(r) for r in selected.rows}
         for row in table.rows:
             if row.outcome != outcome:
                 continue
-            used = "*" if row in used_rows else " "
+            used = "*" if id(row) in used_rows else " "
             count = f"{row.events}/{row.total}" if row.reported else "not reported"
             click.echo(f" {used} {safe(row.study):<12} {safe(row.definition):<22} "
                        f"{count:<13}{'primary' if row.primary else ''}")
@@ -350,12 +384,12 @@ def models_command():
 
 @main.command("plot")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--benefit-threshold", default=0.5, show_default=True,
+@click.option("--benefit-threshold",
               type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Benefit-risk plot: success rate above this is a benefit.")
-@click.option("--risk-threshold", default=0.2, show_default=True,
+              help="Benefit-risk plot: success rate above this is a benefit [the run's].")
+@click.option("--risk-threshold",
               type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Benefit-risk plot: severe-AE rate below this is acceptable.")
+              help="Benefit-risk plot: severe-AE rate below this is acceptable [the run's].")
 @user_errors
 def plot_command(run_dir, benefit_threshold, risk_threshold):
     """Redraw RUN_DIR/plots from the run's saved files (no refit)."""

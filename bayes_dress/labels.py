@@ -21,11 +21,12 @@ QUANTITY_LABELS = {
     "phi": "heterogeneity φ",
     "kappa": "concentration κ",
     "tau": "heterogeneity τ (logit SD)",
+    "rho": "between-outcome correlation ρ",
 }
 
 #: Parameter names the model equations spell in ASCII -> their Greek letters.
 GREEK = {"theta": "θ", "kappa": "κ", "phi": "φ", "tau": "τ", "mu": "μ", "alpha": "α",
-         "beta": "β", "sigma": "σ"}
+         "beta": "β", "sigma": "σ", "rho": "ρ", "eta": "η"}
 
 
 def terminal_safe(text: object) -> str:

@@ -198,8 +198,14 @@ def test_definition_the_data_do_not_have(bundled):
 
 def test_same_families_share_one_compiled_structure():
     plan = plan_sweep(load_sweep_spec())
-    assert len({t.key() for t in plan.tasks}) == 3  # one per model
+    others = [t for t in plan.tasks if not t.scenario.primary]
+    assert len({t.key() for t in others}) == 3  # one per model
     assert {t.n_slots for t in plan.tasks} == {2}
+    # The primary analysis keeps `fit`'s own graph (no shared prior families), so the
+    # sweep's primary numbers are the run's, draw for draw.
+    primary = [t for t in plan.tasks if t.scenario.primary]
+    assert all(t.shared == {} for t in primary)
+    assert not {t.key() for t in primary} & {t.key() for t in others}
 
 
 # ---- running, tables, robustness ---------------------------------------------------------

@@ -20,7 +20,7 @@ from bayes_dress.spec.config import ENGINES
 #: Engine name -> the module that defines ``ENGINE``; reference engines in order of
 #: preference.
 ENGINE_MODULES = {"nuts": "bayes_dress.engines.nuts", "exact": "bayes_dress.engines.exact",
-                  "importance": "bayes_dress.engines.importance"}
+                  "importance": "bayes_dress.engines.importance.engine"}
 #: Engines a user may choose with ``--engine``.
 SELECTABLE = ENGINES
 REFERENCES = ("exact", "importance")

@@ -17,6 +17,7 @@ import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -186,6 +187,14 @@ class FitResult:
     def failures(self) -> list[Check]:
         return [c for f in self.fits.values() for c in f.failures]
 
+    @cached_property
+    def benefit_risk(self) -> pd.DataFrame:
+        """Joint probabilities and net clinical benefit of the benefit and harm outcomes
+        (see :mod:`bayes_dress.fitting.benefit_risk`); empty without both."""
+        from bayes_dress.fitting.benefit_risk import benefit_risk_table
+
+        return benefit_risk_table(list(self.fits.values()), self.config.benefit_risk)
+
 
 def prior_groups(analysis: Analysis, seed: np.random.SeedSequence, n_draws: int
                  ) -> dict[str, xr.Dataset]:
@@ -274,6 +283,7 @@ def fit_analysis(analysis: Analysis, *, settings: SamplerSettings,
                                            analysis=name))
     elif chosen.needs_reference and reference is None:
         checks.append(no_reference_check(name, reasons))
+        notes.append(checks[-1].detail)
     details = {"engine": fitted.details}
     if reference_fit is not None:
         details["reference"] = {"engine": reference.name, **reference_fit.details}

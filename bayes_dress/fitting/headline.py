@@ -106,11 +106,42 @@ def checks_line(fit: AnalysisFit) -> str:
                          f"({fit.details['engine'].get('grid_points')} points per axis)")
         elif check.check == "reference_agreement":
             parts.append(f"vs {fit.reference} engine max |z| {check.value:.1f}"
-                         if fit.reference else check.detail)
+                         if fit.reference else "no reference engine (see the note)")
     if fit.engine == "exact" and not any(c.check == "grid_error" for c in fit.checks):
         parts.append("exact engine: no grid (conjugate Beta posteriors, or "
                      "one-dimensional quadrature for another prior)")
     return "diagnostics OK: " + "; ".join(parts) if parts else "diagnostics OK"
+
+
+def format_benefit_risk(result: FitResult) -> list[str]:
+    """Joint probabilities beside what independence would say, and the acceptability of
+    the net clinical benefit at a few harm weights."""
+    from bayes_dress.fitting.benefit_risk import identification_sentence
+
+    table = result.benefit_risk
+    if table.empty:
+        return []
+    spec = result.config.benefit_risk
+    joint = bool(table["correlation_modelled"].any())
+    lines = [f"benefit-risk ({terminal_safe(spec.benefit)} vs {terminal_safe(spec.risk)}"
+             + (", correlated study effects)" if joint else
+                ", fitted separately: paired as independent)")]
+    for _, row in table[table["kind"] == "joint"].iterrows():
+        lines.append(f"  P({row['event']}), {row['level']}: {row['probability']:.2f}"
+                     + (f" ± {row['mcse']:.2f} (independence: {row['independent']:.2f})"
+                        if joint else ""))
+    ncb = table[(table["kind"] == "net_benefit") & (table["quantity"] == "theta_new")]
+    shown = ncb[ncb["weight"].isin([0.5, 1.0, 2.0])]
+    if not shown.empty:
+        lines.append("  P(net benefit > 0), new study, harm weight w: " + ", ".join(
+            f"w={w:g}: {p:.2f}" for w, p in zip(shown["weight"], shown["probability"],
+                                                strict=True))
+            + " (benefit_risk.csv has the curve)")
+    for fit in result.fits.values():
+        sentence = identification_sentence(fit, table)
+        if sentence:
+            lines.append(f"  {sentence}")
+    return [*lines, ""]
 
 
 def format_headline(result: FitResult) -> str:
@@ -123,6 +154,7 @@ def format_headline(result: FitResult) -> str:
     lines = [f"{title} | seed {sampler.seed} | {engine} | {result.wall_time:.1f} s", ""]
     for fit in result.fits.values():
         lines += [*format_analysis(fit), ""]
+    lines += format_benefit_risk(result)
     if any(f.summary["prior_dominated"].fillna(False).astype(bool).any()
            for f in result.fits.values()):
         lines.append(f"{PRIOR_FLAG}: the posterior 95% interval still holds >= 75% of the "

@@ -279,9 +279,68 @@ def benefit_risk_data(run: SavedRun, *, benefit: str = "success", risk: str = "s
             quadrants.append({"benefit_above": above, "risk_below": below,
                               "probability": p, "label": label})
     shown = pairs["shown"]
+    contours = None
+    if pairs["joint"]:
+        gx, gy, joint, independent, levels, independent_levels = joint_contours(x, y)
+        contours = (gx, gy, joint, independent, levels, independent_levels)
     return {"x": x[shown], "y": y[shown], "benefit_threshold": benefit_threshold,
             "risk_threshold": risk_threshold, "quadrants": quadrants,
-            "joint": pairs["joint"], "independent_product": p_benefit * p_safe}
+            "joint": pairs["joint"], "independent_product": p_benefit * p_safe,
+            "contours": contours}
+
+
+#: Grid of the joint density contours of the benefit-risk plot, per axis.
+CONTOUR_GRID = 80
+#: Contours drawn: the smallest regions holding these shares of the joint density.
+CONTOUR_MASS = (0.5, 0.9)
+
+
+def _hpd_levels(density: np.ndarray, masses=CONTOUR_MASS) -> list[float]:
+    """Density levels whose upper sets hold ``masses`` of the total (increasing)."""
+    flat = np.sort(density.reshape(-1))[::-1]
+    cumulative = np.cumsum(flat) / flat.sum()
+    return sorted(float(flat[min(np.searchsorted(cumulative, m), flat.size - 1)])
+                  for m in masses)
+
+
+def joint_contours(x: np.ndarray, y: np.ndarray):
+    """The joint density of (x, y) draws on [0, 1]^2 and what independence gives (the
+    product of the two marginal densities), Gaussian kernel estimates on the logit scale
+    (so no mass leaks past 0 or 1), with the levels of their 50% and 90%
+    highest-density regions."""
+    rng = np.random.default_rng(PAIRING_SEED)
+    pick = rng.permutation(x.size)[:SCATTER_POINTS]
+    u = special.logit(np.clip(np.column_stack([x[pick], y[pick]]), 1e-6, 1 - 1e-6))
+    edges = np.linspace(0.0, 1.0, CONTOUR_GRID + 1)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    gx, gy = np.meshgrid(centres, centres, indexing="ij")
+    jacobian = 1.0 / (gx * (1 - gx) * gy * (1 - gy))
+    grid = special.logit(np.vstack([gx.reshape(-1), gy.reshape(-1)]))
+    joint = stats.gaussian_kde(u.T)(grid).reshape(gx.shape) * jacobian
+    fx = stats.gaussian_kde(u[:, 0])(special.logit(centres)) / (centres * (1 - centres))
+    fy = stats.gaussian_kde(u[:, 1])(special.logit(centres)) / (centres * (1 - centres))
+    independent = np.outer(fx, fy)
+    return (centres, centres, joint.T, independent.T, _hpd_levels(joint),
+            _hpd_levels(independent))
+
+
+def acceptability_data(run: SavedRun) -> dict | None:
+    """P(net clinical benefit > 0) against the harm weight w, per level, with the curve
+    independence gives, from the run's benefit_risk.csv (None without one)."""
+    table = run.benefit_risk
+    if table is None or table.empty:
+        return None
+    ncb = table[table["kind"] == "net_benefit"]
+    curves = []
+    for level, group in ncb.groupby("level", sort=False):
+        group = group.sort_values("weight")
+        curves.append({"level": level, "weight": group["weight"].to_numpy(float),
+                       "probability": group["probability"].to_numpy(float),
+                       "mcse": group["mcse"].to_numpy(float),
+                       "independent": group["independent"].to_numpy(float)})
+    correlated = bool(table["correlation_modelled"].map(
+        lambda v: str(v).strip().lower() in ("true", "1")).any())
+    return {"curves": curves, "correlated": correlated}
 
 
 def sampled_draws(analysis: SavedAnalysis):

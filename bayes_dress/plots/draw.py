@@ -139,6 +139,25 @@ def _rank(analysis: SavedAnalysis):
     return title, caption, figures.rank_figure(draws, title=title)
 
 
+def _acceptability(run: SavedRun):
+    curve = data.acceptability_data(run)
+    spec = run.manifest.get("benefit_risk") or {}
+    caption = ("The probability that the net clinical benefit p_success − w · p_harm is "
+               "positive, against the weight w of one harm event in benefit events (the "
+               "benefit-risk acceptability curve), for the rates of a new study and for the "
+               "population mean rates. "
+               + ("Solid: the joint model, with ±2 Monte Carlo SE; dashed: the same if "
+                  "benefit and harm were independent (rho = 0): where the two differ, the "
+                  "correlation between the outcomes changes the conclusion."
+                  if curve["correlated"] else
+                  "The outcomes are fitted separately, so benefit and harm are taken to be "
+                  "independent."))
+    if spec.get("statement"):
+        caption += f" {spec['statement']}"
+    title = "Benefit-risk acceptability: net clinical benefit by harm weight"
+    return title, caption, figures.acceptability_figure(curve, title=title)
+
+
 def _benefit_risk(run: SavedRun, *, benefit_threshold, risk_threshold):
     br = data.benefit_risk_data(run, benefit=BENEFIT_OUTCOME, risk=RISK_OUTCOME,
                                 benefit_threshold=benefit_threshold,
@@ -147,8 +166,10 @@ def _benefit_risk(run: SavedRun, *, benefit_threshold, risk_threshold):
     if br["joint"]:
         pairing = ("Both outcomes are modelled jointly, with correlated study effects: the "
                    "points are joint draws, and the quadrant probabilities are those of the "
-                   "joint posterior predictive distribution; P(favourable) if the two were "
-                   f"independent would be {br['independent_product']:.2f}.")
+                   "joint posterior predictive distribution; solid contours enclose 50% and "
+                   "90% of it, dashed ones what independence (rho = 0) would give. "
+                   "P(favourable) if the two were independent would be "
+                   f"{br['independent_product']:.2f}.")
     else:
         pairing = ("The two outcomes are fitted separately, so their draws are paired as "
                    "independent: the joint distribution is the product of the two "
@@ -163,16 +184,23 @@ def _benefit_risk(run: SavedRun, *, benefit_threshold, risk_threshold):
     return title, caption, figures.benefit_risk_figure(br, title=title)
 
 
-def plot_jobs(run: SavedRun, *, benefit_threshold: float = 0.5,
-              risk_threshold: float = 0.2) -> list[tuple[str, str | None, Callable]]:
-    """(file name, outcome or None, drawing function) of every plot, in reading order."""
+def plot_jobs(run: SavedRun, *, benefit_threshold: float | None = None,
+              risk_threshold: float | None = None
+              ) -> list[tuple[str, str | None, Callable]]:
+    """(file name, outcome or None, drawing function) of every plot, in reading order.
+    The benefit-risk thresholds default to the run's own (its manifest)."""
     safe = layout.safe_name
     outcomes = run.outcomes
+    spec = run.manifest.get("benefit_risk") or {}
+    benefit_threshold = benefit_threshold or spec.get("benefit_threshold", 0.5)
+    risk_threshold = risk_threshold or spec.get("risk_threshold", 0.2)
     jobs = [(f"forest-{safe(o)}", o, partial(_forest, run, o)) for o in outcomes]
     if BENEFIT_OUTCOME in outcomes and RISK_OUTCOME in outcomes:
         jobs.append(("benefit-risk", None, partial(
             _benefit_risk, run, benefit_threshold=benefit_threshold,
             risk_threshold=risk_threshold)))
+    if run.benefit_risk is not None and not run.benefit_risk.empty:
+        jobs.append(("benefit-risk-acceptability", None, partial(_acceptability, run)))
     for analysis in run.analyses.values():
         part = layout.analysis_part(analysis.outcomes)
         jobs.append((f"prior-posterior-{part}", analysis.name,
@@ -189,9 +217,9 @@ def plot_jobs(run: SavedRun, *, benefit_threshold: float = 0.5,
     return jobs
 
 
-def draw_plots(run: SavedRun, directory: str | Path, *, benefit_threshold: float = 0.5,
-               risk_threshold: float = 0.2, progress: Callable[[str], None] | None = None
-               ) -> list[dict]:
+def draw_plots(run: SavedRun, directory: str | Path, *,
+               benefit_threshold: float | None = None, risk_threshold: float | None = None,
+               progress: Callable[[str], None] | None = None) -> list[dict]:
     """Draw every plot of a saved run into ``directory`` (its ``plots`` folder).
 
     Returns
@@ -227,8 +255,8 @@ def stale_report_note(run_dir: str | Path) -> str | None:
             f"{run_dir} [SENS_DIR] to update it")
 
 
-def plot_run(run_dir: str | Path, *, benefit_threshold: float = 0.5,
-             risk_threshold: float = 0.2) -> list[dict]:
+def plot_run(run_dir: str | Path, *, benefit_threshold: float | None = None,
+             risk_threshold: float | None = None) -> list[dict]:
     """(Re)draw every plot of a saved run from the files in ``run_dir`` only.
 
     ``run_dir/plots`` is replaced atomically (drawn in a hidden sibling, then moved into

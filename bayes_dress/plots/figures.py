@@ -227,10 +227,15 @@ def benefit_risk_figure(data: dict, *, title: str) -> Figure:
     fig = Figure(figsize=(6.2, 6.0), layout="constrained")
     ax = fig.subplots()
     if data.get("contours") is not None:
-        grid_x, grid_y, joint, independent, levels = data["contours"]
-        ax.contour(grid_x, grid_y, joint, levels=levels, colors="black", linewidths=1.0)
-        ax.contour(grid_x, grid_y, independent, levels=levels, colors="0.4",
+        grid_x, grid_y, joint, independent, levels, independent_levels = data["contours"]
+        ax.contour(grid_x, grid_y, joint, levels=levels, colors="black", linewidths=1.2)
+        ax.contour(grid_x, grid_y, independent, levels=independent_levels, colors="0.35",
                    linewidths=1.0, linestyles="--")
+        ax.plot([], [], color="black", linewidth=1.2,
+                label="joint model: 50% and 90% regions")
+        ax.plot([], [], color="0.35", linewidth=1.0, linestyle="--",
+                label="if independent (rho = 0)")
+        ax.legend(loc="center right", fontsize=7, frameon=True)
     ax.scatter(data["x"], data["y"], s=4, color="0.3", alpha=0.25, linewidths=0,
                rasterized=True)  # thousands of points: a bitmap layer keeps the SVG small
     a, b = data["benefit_threshold"], data["risk_threshold"]
@@ -250,6 +255,32 @@ def benefit_risk_figure(data: dict, *, title: str) -> Figure:
     ax.set_ylim(0, 1)
     ax.set_xlabel(f"new-study success rate: {RATE_LABEL}")
     ax.set_ylabel(f"new-study severe-AE rate: {RATE_LABEL}")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def acceptability_figure(data: dict, *, title: str) -> Figure:
+    """P(net clinical benefit > 0) against the harm weight, per level (new study: black,
+    population mean: grey), the joint model solid with ±2 MCSE, independence dashed."""
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.subplots()
+    styles = {"new study": ("black", "o"), "population mean": ("0.5", "s")}
+    for curve in data["curves"]:
+        color, marker = styles.get(curve["level"], ("black", "^"))
+        w, p = curve["weight"], curve["probability"]
+        ax.plot(w, p, color=color, marker=marker, markersize=4, linewidth=1.6,
+                label=f"{curve['level']}" + (" (joint model)" if data["correlated"] else ""))
+        if data["correlated"]:
+            band = 2 * np.nan_to_num(curve["mcse"])
+            ax.fill_between(w, p - band, p + band, color=color, alpha=0.15, linewidth=0)
+            ax.plot(w, curve["independent"], color=color, linestyle="--", linewidth=1.1,
+                    label=f"{curve['level']}, if independent")
+    for level in (0.5, 0.95):
+        ax.axhline(level, color="0.75", linewidth=0.8, linestyle=":")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("harm weight w (benefit events one harm event is worth)", fontsize=8)
+    ax.set_ylabel("P(p_success − w · p_harm > 0)", fontsize=8)
+    ax.legend(fontsize=7, frameon=False)
     ax.set_title(title, fontsize=10)
     return fig
 

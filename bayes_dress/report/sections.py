@@ -226,6 +226,56 @@ def sweep_mismatches(run: RunFiles, sens: SensitivityFiles) -> list[str]:
     return found
 
 
+#: Sampler and data settings that make a sweep's primary fit the run's own fit.
+SAME_FIT_KEYS = ("model", "engine", "priors", "definitions", "exclude")
+
+
+def _primary_probabilities(sens: SensitivityFiles) -> dict[tuple, tuple[float, float]]:
+    frame = sens.probabilities
+    primary = frame[frame["primary"].map(truthy).fillna(False).astype(bool)]
+    return {(r["outcome"], r["quantity"], round(float(r["threshold"]), 9)):
+            (_float(r["probability"]), _float(r.get("mcse")))
+            for _, r in primary.iterrows()}
+
+
+def run_probability(run: RunFiles, outcome: str, quantity: str, threshold: float
+                    ) -> tuple[float, float] | None:
+    p = run.probabilities
+    rows = p[(p["outcome"] == outcome) & (p["quantity"] == quantity)
+             & ((p["threshold"] - threshold).abs() < 1e-9)]
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    return _float(row["probability"]), _float(row.get("mcse"))
+
+
+def primary_agreement(run: RunFiles, sens: SensitivityFiles) -> tuple[bool | None, str]:
+    """Whether the sweep's primary analysis is this run's fit (identical numbers), and a
+    sentence saying so, or saying that it is the sweep's own refit and how it differs."""
+    shared = []
+    for (outcome, quantity, threshold), (p, _) in _primary_probabilities(sens).items():
+        own = run_probability(run, outcome, quantity, threshold)
+        if own is not None and p is not None:
+            shared.append(abs(own[0] - p) <= 1e-9)
+    if not shared:
+        return None, ""
+    if all(shared):
+        return True, ("The sweep's primary analysis is this run's fit: the same data, "
+                      "model, priors and sampler settings give identical numbers.")
+    run_config = run.manifest.get("config") or {}
+    sweep_config = sens.manifest.get("primary_config") or {}
+    differ = [k for k in SAME_FIT_KEYS if run_config.get(k) != sweep_config.get(k)]
+    run_sampler, sweep_sampler = (run_config.get("sampler") or {},
+                                  sweep_config.get("sampler") or {})
+    differ += [f"sampler {k}" for k in ("seed", "draws", "tune", "chains", "target_accept",
+                                        "name") if run_sampler.get(k) != sweep_sampler.get(k)]
+    why = (f" (settings that differ: {', '.join(differ)})" if differ else
+           " (the same settings, fitted by an earlier version or on another machine)")
+    return False, ("The sweep refitted the primary analysis" + why + ": its probabilities "
+                   "are a second Monte Carlo estimate of the run's and differ from them by "
+                   "about their Monte Carlo error, shown beside each.")
+
+
 def banners(run: RunFiles, sens: SensitivityFiles | None) -> str:
     parts = []
     failed = failed_checks(run)
@@ -275,8 +325,9 @@ def _event(row: pd.Series) -> Markup:
     return Markup(f"P({esc(quantity)} &gt; {pct(row['threshold'])})")
 
 
-def robustness_sentence(row: pd.Series) -> Markup:
-    """One verdict of robustness.csv in plain words."""
+def robustness_sentence(row: pd.Series, run: RunFiles | None = None) -> Markup:
+    """One verdict of robustness.csv in plain words; with ``run``, the run's own value
+    beside the sweep's when the sweep refitted the primary analysis."""
     event = _event(row)
     n = _float(row.get("n_scenarios"))
     n_text = count(n) if n is not None and math.isfinite(n) else "?"
@@ -289,14 +340,21 @@ def robustness_sentence(row: pd.Series) -> Markup:
     crossings = _crossings(row)
     moved = [f"across {pct(level)} in {len(names)} of {n_text} scenarios"
              for level, names in crossings.items() if names]
+    where = "in the primary analysis"
+    if run is not None:
+        own = run_probability(run, row["outcome"], row["quantity"], float(row["threshold"]))
+        if own is not None and abs(own[0] - p0) > 1e-9:
+            where = (f"in the sweep's refit of the primary analysis (this run: "
+                     f"{num(own[0], 2)} ± {num(own[1], 3)}, the same quantity estimated "
+                     "from another set of draws)")
     if moved or not_robust(row):
         what = " and ".join(moved) or esc(row.get("verdict", ""))
         return Markup(f'<span class="verdict-bad">Not robust:</span> {event} is '
-                      f"{num(p0, 2)} in the primary analysis and moves {what} (range "
+                      f"{num(p0, 2)} {where} and moves {what} (range "
                       f"{num(row.get('probability_min'), 2)} to "
                       f"{num(row.get('probability_max'), 2)}).{tail}")
-    return Markup(f"Robust: {event} = {num(p0, 2)} stays on the same side of 50% and 95% "
-                  f"in all {n_text} scenarios.{tail}")
+    return Markup(f"Robust: {event} = {num(p0, 2)} {where}, and stays on the same side of "
+                  f"50% and 95% in all {n_text} scenarios.{tail}")
 
 
 def headline(run: RunFiles, sens: SensitivityFiles | None = None) -> str:
@@ -329,7 +387,7 @@ def headline(run: RunFiles, sens: SensitivityFiles | None = None) -> str:
             rob = sens.robustness[sens.robustness["outcome"] == outcome]
             verdicts = ('<p class="headline-verdicts">Sensitivity sweep (<a '
                         'href="#sensitivity">details</a>): '
-                        + (" ".join(robustness_sentence(r) for _, r in rob.iterrows())
+                        + (" ".join(robustness_sentence(r, run) for _, r in rob.iterrows())
                            if not rob.empty else "no verdict for this outcome.") + "</p>")
         parts.append(f'<h3>{outcome_heading(outcome)}</h3><p class="headline">'
                      f'{" ".join(text)}</p>{verdicts}')
@@ -613,6 +671,10 @@ def sensitivity_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
     if mismatch:
         parts.append('<div class="banner warn">This sweep\'s primary analysis is not the '
                      f"run reported above:{bullets(mismatch)}</div>")
+    else:
+        _, sentence = primary_agreement(run, sens)
+        if sentence:
+            parts.append(f'<p class="note">{esc(sentence)}</p>')
     elif sens.manifest is None:
         parts.append('<p class="note">The sweep has no manifest.json, so the report cannot '
                      "check that it used the same data and model as this run.</p>")

@@ -87,8 +87,26 @@ def manifest_payload(result: FitResult) -> dict:
                                        "totals": block.totals.tolist()}
                        for block in fit.analysis.data.blocks},
             "notes": fit.notes} for name, fit in result.fits.items()},
+        "benefit_risk": _benefit_risk_summary(result),
         "wall_time_seconds": round(result.wall_time, 3),
     }
+
+
+def _benefit_risk_summary(result: FitResult) -> dict | None:
+    """What the benefit-risk table judged, and, for a joint fit, what the data say of
+    the correlation (for the report's identifiability statement)."""
+    from bayes_dress.fitting.benefit_risk import identification_sentence, rho_identification
+
+    if result.benefit_risk.empty:
+        return None
+    spec = result.config.benefit_risk
+    summary = {**spec.to_dict(), "correlation": None, "statement": None}
+    for fit in result.fits.values():
+        info = rho_identification(fit)
+        if info is not None:
+            summary["correlation"] = info
+            summary["statement"] = identification_sentence(fit, result.benefit_risk)
+    return summary
 
 
 def write_fit(writer: RunWriter, result: FitResult) -> None:
@@ -101,6 +119,8 @@ def write_fit(writer: RunWriter, result: FitResult) -> None:
     comparisons = [f.comparison for f in result.fits.values() if f.comparison is not None]
     if comparisons:
         writer.csv(layout.COMPARISON, pd.concat(comparisons, ignore_index=True))
+    if not result.benefit_risk.empty:
+        writer.csv(layout.BENEFIT_RISK, result.benefit_risk)
     for fit in result.fits.values():
         writer.netcdf(layout.posterior_file(fit.outcomes), fit.tree)
     writer.json(layout.DIAGNOSTICS, diagnostics_payload(result))

@@ -146,7 +146,12 @@ def make_tasks(scenarios: Sequence[Scenario], table: StudyTable, *, base: RunCon
                     for name, _ in shareable(task)}
         return {name: tuple(sorted(f)) for name, f in together.items() if len(f) > 1}
 
-    return [dataclasses.replace(t, n_slots=n_slots, shared=shared(t)) for t in tasks]
+    # The primary analysis is fitted exactly as `bayes-dress fit` fits it (its own graph,
+    # no padding), so its numbers are the run's, draw for draw: a report of a run and its
+    # sweep then shows one value per quantity. The rest share graphs for speed.
+    return [dataclasses.replace(t, n_slots=t.data.n_studies, shared={})
+            if t.scenario.primary and t.data is not None
+            else dataclasses.replace(t, n_slots=n_slots, shared=shared(t)) for t in tasks]
 
 
 def run_task(task: Task, cache) -> TaskResult:

@@ -81,6 +81,44 @@ class SamplerSettings:
             raise SpecError(f"target_accept must be in [0.5, 1), got {self.target_accept!r}")
 
 
+#: Harm weights of the benefit-risk acceptability curve: how many benefit events one harm
+#: event is worth, from 0 (harm ignored) to 5.
+DEFAULT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
+
+
+@dataclass(frozen=True)
+class BenefitRiskSpec:
+    """Which outcomes are benefit and harm, and the thresholds and weights judged."""
+
+    benefit: str = "success"
+    risk: str = "severe_ae"
+    benefit_threshold: float = 0.5
+    risk_threshold: float = 0.2
+    weights: tuple[float, ...] = DEFAULT_WEIGHTS
+
+    def __post_init__(self):
+        for name in ("benefit_threshold", "risk_threshold"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0.0 < float(value) < 1.0):
+                raise SpecError(f"benefit-risk {name} must be a rate strictly between 0 and "
+                                f"1, got {value!r}")
+        if not self.weights or not all(isinstance(w, int | float) and 0.0 <= w <= 1e3
+                                       for w in self.weights):
+            raise SpecError("benefit-risk harm weights must be numbers from 0 to 1000")
+        if self.benefit == self.risk:
+            raise SpecError("benefit-risk: the benefit and the harm outcome must differ")
+
+    def event(self) -> str:
+        return (f"{self.benefit} > {self.benefit_threshold:g} and {self.risk} < "
+                f"{self.risk_threshold:g}")
+
+    def to_dict(self) -> dict:
+        return {"benefit": self.benefit, "risk": self.risk,
+                "benefit_threshold": self.benefit_threshold,
+                "risk_threshold": self.risk_threshold, "weights": list(self.weights)}
+
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one ``fit`` needs besides the data file's contents."""
@@ -94,6 +132,7 @@ class RunConfig:
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     engine: str = "nuts"
+    benefit_risk: BenefitRiskSpec = field(default_factory=BenefitRiskSpec)
 
     def __post_init__(self):
         if self.engine not in ENGINES:
@@ -143,11 +182,13 @@ class RunConfig:
             "thresholds": list(self.thresholds),
             "engine": self.engine,
             "sampler": dataclasses.asdict(self.sampler),
+            "benefit_risk": self.benefit_risk.to_dict(),
         }
 
 
 _TOP_KEYS = {"model", "data", "outcomes", "priors", "definitions", "exclude", "thresholds",
-             "sampler", "engine"}
+             "sampler", "engine", "benefit_risk"}
+_BENEFIT_RISK_KEYS = {"benefit", "risk", "benefit_threshold", "risk_threshold", "weights"}
 _SAMPLER_KEYS = {f.name for f in dataclasses.fields(SamplerSettings)}
 
 
@@ -213,6 +254,19 @@ def config_from_dict(raw: Mapping[str, Any], *, where: str = "config",
         sampler = SamplerSettings(**sampler_raw)
     except TypeError as err:
         raise SpecError(f"{where}: [sampler] {err}") from None
+    benefit_raw = raw.get("benefit_risk", {})
+    if not isinstance(benefit_raw, Mapping):
+        raise SpecError(f"{where}: 'benefit_risk' must be a table, e.g. [benefit_risk] "
+                        "risk_threshold = 0.2")
+    unknown = set(benefit_raw) - _BENEFIT_RISK_KEYS
+    if unknown:
+        raise SpecError(f"{where}: unknown key 'benefit_risk.{sorted(unknown)[0]}'; valid: "
+                        f"{choices(_BENEFIT_RISK_KEYS)}")
+    if "weights" in benefit_raw:
+        if not isinstance(benefit_raw["weights"], list):
+            raise SpecError(f"{where}: 'benefit_risk.weights' must be a list of numbers")
+        benefit_raw = {**benefit_raw, "weights": tuple(benefit_raw["weights"])}
+    benefit_risk = BenefitRiskSpec(**benefit_raw)
     return RunConfig(
         model=raw.get("model", "beta_binomial"),
         data=data,
@@ -223,4 +277,5 @@ def config_from_dict(raw: Mapping[str, Any], *, where: str = "config",
         thresholds=tuple(float(t) for t in raw.get("thresholds", DEFAULT_THRESHOLDS)),
         sampler=sampler,
         engine=raw.get("engine", "nuts"),
+        benefit_risk=benefit_risk,
     )
