@@ -675,9 +675,6 @@ def sensitivity_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
         _, sentence = primary_agreement(run, sens)
         if sentence:
             parts.append(f'<p class="note">{esc(sentence)}</p>')
-    elif sens.manifest is None:
-        parts.append('<p class="note">The sweep has no manifest.json, so the report cannot '
-                     "check that it used the same data and model as this run.</p>")
     bad = problem_scenarios(sens)
     if not bad.empty:
         parts.append('<div class="banner warn"><p>Scenarios that did not finish cleanly '
