@@ -52,7 +52,9 @@ def user_errors(command):
             click.echo(f"error: {one_line(str(err))}", err=True)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
-            click.echo("\ninterrupted: nothing was written", err=True)
+            # Off the terminal's "^C" first; a pipe gets exactly one line.
+            start = "\n" if sys.stderr.isatty() else ""
+            click.echo(f"{start}interrupted: nothing was written", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except Terminated:
             click.echo("terminated: nothing was written", err=True)
@@ -85,13 +87,38 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
         else:
             key, sep, rhs = (part.strip() for part in value.partition("="))
             if not sep or not key or not rhs:
-                raise SpecError(f"{flag} '{one_line(value)[:80]}': write it as OUTCOME=NAME, "
-                                "e.g. success=evaluable")
+                example = ("OURS=THEIRS, e.g. events=Responders" if flag == "--columns"
+                           else "OUTCOME=NAME, e.g. success=evaluable")
+                raise SpecError(f"{flag} '{one_line(value)[:80]}': write it as {example}")
         pairs[key] = rhs
     return pairs
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """A command group whose usage errors (an unknown flag, a value out of range) are one
+    ``error:`` line, as every other error, instead of click's usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as err:
+            command = f" {err.ctx.info_name}" if err.ctx and err.ctx.parent else ""
+            click.echo(f"error: {one_line(err.format_message())} (bayes-dress{command} "
+                       "--help lists the options)", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except click.ClickException as err:
+            click.echo(f"error: {one_line(err.format_message())}", err=True)
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("interrupted: nothing was written", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bayes-dress")
 def main():
     """Bayesian meta-analysis of study-level event counts.
@@ -102,6 +129,12 @@ def main():
 
 
 def data_options(command):
+    command = click.option("--columns", "columns", multiple=True, metavar="OURS=THEIRS",
+                           help="Map a column of your file to study, events, total, "
+                                "outcome, definition, primary or reported, e.g. "
+                                "events=Responders (repeatable). Names are matched "
+                                "without regard to case, with common aliases (r, n).")(
+        command)
     command = click.option("--exclude", "exclude", multiple=True, metavar="STUDY",
                            help="Leave a study out (repeatable).")(command)
     command = click.option("--definition", "definitions", multiple=True,
@@ -112,7 +145,9 @@ def data_options(command):
                            help="Outcome to analyse (repeatable). Default: success and "
                                 "severe_ae when the data have them, else every outcome.")(
         command)
-    command = click.option("--data", "data", type=click.Path(dir_okay=False, allow_dash=True,
+    # Not click.Path(dir_okay=False): the data loader refuses anything but a regular
+    # file with a one-line reason (a directory, a pipe, a device).
+    command = click.option("--data", "data", type=click.Path(allow_dash=True,
                                                               path_type=Path),
                            help="A CSV with at least study,events,total ('-' reads standard "
                                 "input). Default: the bundled DRESS/IVIG table.")(command)
@@ -156,8 +191,8 @@ def run_options(command):
 
 
 def apply_flags(config: RunConfig, *, data, outcomes, definitions, exclude, model, priors,
-                draws, tune, chains, seed, target_accept, sampler, engine, thresholds
-                ) -> RunConfig:
+                draws, tune, chains, seed, target_accept, sampler, engine, thresholds,
+                columns=()) -> RunConfig:
     """``config`` with the command-line flags laid over it, key by key."""
     changes = {"model": model, "data": data, "outcomes": outcomes or None,
                "exclude": exclude or None, "thresholds": thresholds or None,
@@ -167,7 +202,8 @@ def apply_flags(config: RunConfig, *, data, outcomes, definitions, exclude, mode
     config = config.replace(**{k: v for k, v in changes.items() if v is not None})
     return config.replace(priors={**config.priors, **_pairs(priors, "--prior")},
                           definitions={**config.definitions,
-                                       **_pairs(definitions, "--definition")})
+                                       **_pairs(definitions, "--definition")},
+                          columns={**config.columns, **_pairs(columns, "--columns")})
 
 
 def benefit_risk_options(command):
@@ -304,13 +340,13 @@ def sensitivity(spec_path, jobs, out, overwrite, strict, quiet, **flags):
 @main.command("data")
 @data_options
 @user_errors
-def data_command(data, outcomes, definitions, exclude):
+def data_command(data, outcomes, definitions, exclude, columns):
     """Validate a study table and show its counts and provenance."""
     from bayes_dress.data import check_definitions, check_exclusions, load_table, select_outcome
     from bayes_dress.errors import DataError, canonical_name
     from bayes_dress.labels import terminal_safe as safe
 
-    table = load_table(data)
+    table = load_table(data, columns=_pairs(columns, "--columns"))
     check_exclusions(table, exclude)
     defs = _pairs(definitions, "--definition")
     shown = tuple(dict.fromkeys(

@@ -46,11 +46,12 @@ def main() -> None:
         priors = resolve_priors(get_model_spec(model))
         for outcome in ("success", "severe_ae"):
             data = select_outcome(table, outcome)
-            single = timed(lambda: exact_fit(data, model=model, priors=priors, check=False),
-                           args.repeat)
-            checked_fit = exact_fit(data, model=model, priors=priors, check=True)
-            checked = timed(lambda: exact_fit(data, model=model, priors=priors, check=True),
-                            max(1, args.repeat // 2))
+            def run(check, data=data, model=model, priors=priors):
+                return exact_fit(data, model=model, priors=priors, check=check)
+
+            single = timed(lambda: run(False), args.repeat)
+            checked_fit = run(True)
+            checked = timed(lambda: run(True), max(1, args.repeat // 2))
             print(f"{model:<15} {outcome:<10} {single:>8.3f} {single / TARGET_SECONDS:>8.1f}x "
                   f"{checked:>12.3f} {checked_fit.grid_error:>11.1e}")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayes_dress.spec.config import SamplerSettings
 from bayes_dress.data import OutcomeData, load_table
+from bayes_dress.spec.config import SamplerSettings
 
 #: Small but honest MCMC for tests: 2 chains x 1000 draws gives ESS in the high
 #: hundreds for these models, so Monte Carlo standard errors are ~3% of a posterior SD.

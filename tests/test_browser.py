@@ -219,12 +219,23 @@ def nuts_report(tmp_path_factory) -> Path:
     return write_report(out)
 
 
+def plot_index(run_dir: Path) -> list[dict]:
+    return json.loads((run_dir / "plots" / "index.json").read_text(encoding="utf-8"))
+
+
 def test_report_of_a_real_run_renders_offline_with_every_image(chromium, nuts_report,
                                                                tmp_path):
     page = open_page(chromium, nuts_report)
     html = nuts_report.read_text(encoding="utf-8")
     assert page.problems() == []
-    assert len(page.images) == html.count("<img ") >= 2  # every plot, none left out
+    # Every plot of the run's index, none left out.
+    index = plot_index(nuts_report.parent)
+    assert len(page.images) == html.count("<img ") == len(index) >= 2
+    assert sorted(i["alt"] for i in page.images) == sorted(e["title"] for e in index)
+    assert "missing or changed" not in html and "could not be embedded" not in html
+    # The sampler is checked against the exact engine, once per analysis.
+    analyses = json.loads((nuts_report.parent / "manifest.json").read_text())["analyses"]
+    assert html.count("<td>reference_agreement</td>") == len(analyses) == 2
     assert page.requests[0] == page.url
     assert page.screenshot.startswith(b"\x89PNG\r\n\x1a\n") and len(page.screenshot) > 50_000
     shots = os.environ.get("BAYES_DRESS_SCREENSHOTS")  # keep it to look at, if asked
@@ -236,9 +247,9 @@ def test_report_of_a_real_run_renders_offline_with_every_image(chromium, nuts_re
 def sweep_report(tmp_path_factory) -> Path:
     """An exact-engine run with its real plots, and a real exact-engine sensitivity sweep
     of the bundled spec: the report with every section filled in."""
-    from bayes_dress.sensitivity.outputs import write_sweep
     from bayes_dress.sensitivity.spec import load_sweep_spec
     from bayes_dress.sensitivity.sweep import plan_sweep, run_sweep
+    from bayes_dress.sensitivity.write import write_sweep
 
     root = tmp_path_factory.mktemp("browser-sweep")
     write_run(run_fit(RunConfig(engine="exact")), root / "run")
@@ -263,12 +274,48 @@ def test_report_with_a_sensitivity_sweep_renders_offline(chromium, sweep_report,
     assert page.problems() == []
     assert len(page.images) == html.count("<img ") >= 4
     assert page.values["sensitivity_images"] == 2  # one forest plot per outcome
+    assert len(page.images) == (len(plot_index(sweep_report.parent))
+                                + len(plot_index(sweep_report.parent.parent / "sens")))
     assert page.values["not_robust"] >= 1
     # At 1280 px the posterior summary fits without scrolling sideways.
     assert page.values["posterior"] and not any(page.values["posterior"])
     shots = os.environ.get("BAYES_DRESS_SCREENSHOTS")
     (Path(shots) if shots else tmp_path).mkdir(parents=True, exist_ok=True)
     (Path(shots or tmp_path) / "report-sweep.png").write_bytes(page.screenshot)
+
+
+@pytest.fixture(scope="module")
+def many_report(tmp_path_factory) -> Path:
+    """An exact-engine run of 31 studies from a user's table without quotes, locations or
+    notes, with its real plots: tables longer than 30 rows are folded."""
+    root = tmp_path_factory.mktemp("browser-many")
+    rows = [f"S{i:02d},{5 + i},{40 + 3 * i}" for i in range(31)]
+    (root / "many.csv").write_text("study,events,total\n" + "\n".join(rows) + "\n")
+    write_run(run_fit(RunConfig(engine="exact", data=root / "many.csv")), root / "run")
+    return write_report(root / "run")
+
+
+#: Each folded table (not a folded data note): whether it is open, and its height in px.
+FOLDED_JS = ("[...document.querySelectorAll('#data details, #posterior details')]"
+             ".filter(d => !d.classList.contains('note-cell'))"
+             ".map(d => [d.open, d.getBoundingClientRect().height, "
+             "d.querySelectorAll('tbody tr').length])")
+
+
+def test_report_of_many_studies_renders_with_long_tables_folded(chromium, many_report):
+    page = open_page(chromium, many_report, screenshot=False, evaluate={
+        "folded": FOLDED_JS,
+        "data_headers": "[...document.querySelectorAll('#data th')].map(t => t.textContent)"})
+    assert page.problems() == []
+    assert len(page.images) == len(plot_index(many_report.parent)) >= 2
+    # The study table and the posterior summary, folded shut: a summary line on screen,
+    # every row still in the page.
+    folded = page.values["folded"]
+    assert len(folded) == 2
+    assert all(not is_open and height < 100 and rows >= 31 for is_open, height, rows in folded)
+    # No quotes, locations or notes in the data: no empty columns for them.
+    assert page.values["data_headers"] == ["study", "definition", "events/total",
+                                           "observed rate"]
 
 
 def _variant(report: Path, tmp_path: Path, extra: str) -> Path:

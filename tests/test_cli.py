@@ -21,7 +21,7 @@ from bayes_dress.fitting.summaries import SUMMARY_COLUMNS
 SMALL = ["--draws", "300", "--tune", "300", "--chains", "2"]
 RUN_FILES = {"summary.csv", "probabilities.csv", "data_used.csv", "diagnostics.json",
              "manifest.json", "plots", "posterior-success.nc",
-             "posterior-severe_ae.nc", "reference_comparison.csv"}
+             "posterior-severe_ae.nc", "reference_comparison.csv", "benefit_risk.csv"}
 
 
 def run(*args: str):

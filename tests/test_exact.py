@@ -14,8 +14,8 @@ from conftest import FAST, outcome_data
 from scipy import integrate, special, stats
 
 from bayes_dress.checks.crosscheck import Z_BOUND
-from bayes_dress.errors import ImproperPosteriorError
 from bayes_dress.engines.exact.integrators import GRID_TOLERANCE, _agq, exact_fit, log_rising
+from bayes_dress.errors import ImproperPosteriorError
 from bayes_dress.fitting import fit_outcome
 from bayes_dress.spec.models import get_model_spec, resolve_priors
 

@@ -22,8 +22,8 @@ from scipy.special import expit
 from bayes_dress.fitting import fit_outcome
 from bayes_dress.models.beta_binomial import BetaBinomial
 from bayes_dress.models.logit_normal import logit_normal_moments
-from bayes_dress.spec.priors import parse_prior
 from bayes_dress.spec.models import get_model_spec, resolve_priors
+from bayes_dress.spec.priors import parse_prior
 
 Z_TOL = 4.0
 PROBS = (0.025, 0.25, 0.5, 0.75, 0.975)
@@ -167,8 +167,8 @@ def test_improper_prior_has_no_prior_group():
                                    "independent"])
 def test_default_settings_do_not_diverge_on_bundled_data(model, bundled):
     """The documented defaults fit the bundled two-study data cleanly, every outcome."""
-    from bayes_dress.spec.config import RunConfig
     from bayes_dress.fitting import run_fit
+    from bayes_dress.spec.config import RunConfig
 
     result = run_fit(RunConfig(model=model))
     for fit in result.fits.values():

@@ -55,7 +55,8 @@ def index_of(run):
 def test_run_writes_every_plot_as_png_and_svg_with_an_index(nuts_run):
     index = index_of(nuts_run)
     assert [e["name"] for e in index] == [
-        "forest-success", "forest-severe_ae", "benefit-risk", "prior-posterior-success",
+        "forest-success", "forest-severe_ae", "benefit-risk", "benefit-risk-acceptability",
+        "prior-posterior-success",
         "prior-posterior-severe_ae", "ppc-success", "ppc-severe_ae", "trace-success",
         "rank-success", "trace-severe_ae", "rank-severe_ae"]
     for entry in index:
@@ -68,7 +69,7 @@ def test_run_writes_every_plot_as_png_and_svg_with_an_index(nuts_run):
         for kind in ("png", "svg"):  # the index vouches for its files
             digest = hashlib.sha256((nuts_run / entry[kind]).read_bytes()).hexdigest()
             assert entry[f"{kind}_sha256"] == digest
-    assert [e["outcome"] for e in index][:3] == ["success", "severe_ae", None]
+    assert [e["outcome"] for e in index][:4] == ["success", "severe_ae", None, None]
     assert "independent" in index[2]["caption"]
     # The manifest vouches for every file of the fit, by relative path; the plots have
     # their own index, so a redraw leaves the manifest alone.

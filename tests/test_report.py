@@ -1,8 +1,14 @@
-"""report.html: contents in reading order, self-contained, escaped, atomic; bad input.
+"""report.html: contents in reading order, self-contained, escaped, atomic; what it refuses.
 
-Runs come from the exact engine (no sampling) with a stand-in plot function that writes
-one tiny matplotlib PNG and a plots/index.json, so these tests do not depend on the
-real plots; tests/test_browser.py renders a real run in Chromium.
+Runs come from the exact engine (no sampling), written by ``write_run(..., plots=False)``
+with a stand-in ``plots/index.json`` and tiny PNG/SVG files in the writer's format, so
+these tests do not depend on the real plots; tests/test_browser.py renders a real run in
+Chromium.
+
+The report reads runs and sweeps through the one reader (:mod:`bayes_dress.rundir.read`),
+which refuses any file changed since bayes-dress wrote it. Tests that edit a file to
+make an unusual but legitimate run (a failed check, a failed scenario) therefore
+:func:`reseal` the directory afterwards, as if bayes-dress had written the edit.
 """
 
 from __future__ import annotations
@@ -24,14 +30,19 @@ import pytest
 from click.testing import CliRunner
 from conftest import assert_user_error
 
-from bayes_dress import RunConfig, outputs, run_fit, write_run
+from bayes_dress import RunConfig, run_fit, write_run
+from bayes_dress.checks.diagnostics import checks_to_records, grid_check
 from bayes_dress.cli import main
-from bayes_dress.errors import ReportError
+from bayes_dress.errors import OutputError, ReportError, RunDirError
 from bayes_dress.labels import quantity_label
 from bayes_dress.report import REPORT_NAME, render_report, write_report
+from bayes_dress.rundir import atomic
+from bayes_dress.rundir.atomic import sha256
+from bayes_dress.rundir.read import load_run, read_csv
 
 SECTION_IDS = ["headline", "diagnostics", "data", "models", "plots", "posterior",
                "sensitivity", "limitations", "reproducibility"]
+TINY_SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
 
 
 def tiny_png(path: Path) -> None:
@@ -41,22 +52,57 @@ def tiny_png(path: Path) -> None:
     plt.close(fig)
 
 
+def plot_entry(directory: Path, name: str, *, title: str | None = None, caption: str = "",
+               outcome: str | None = None, png: bytes | None = None,
+               svg: str | None = TINY_SVG) -> dict:
+    """Write plots/NAME.png (a tiny plot, or ``png``) and plots/NAME.svg, and return their
+    index entry as the plot writer makes it (with hashes)."""
+    plots = directory / "plots"
+    plots.mkdir(exist_ok=True)
+    png_file, svg_file = plots / f"{name}.png", plots / f"{name}.svg"
+    if png is None:
+        tiny_png(png_file)
+    else:
+        png_file.write_bytes(png)
+    svg_file.write_text(svg)
+    return {"name": name, "title": title or name, "caption": caption, "outcome": outcome,
+            "png": f"plots/{name}.png", "svg": f"plots/{name}.svg",
+            "png_sha256": sha256(png_file), "svg_sha256": sha256(svg_file)}
+
+
+def write_index(directory: Path, entries: list[dict]) -> None:
+    (directory / "plots").mkdir(exist_ok=True)
+    (directory / "plots" / "index.json").write_text(json.dumps(entries))
+
+
 def fixture_plots(result, directory: Path) -> None:
-    """Stand-in for bayes_dress.plots.plot_fit: one PNG per outcome and an index."""
-    (directory / "plots").mkdir()
-    index = []
-    for outcome in result.fits:
-        tiny_png(directory / "plots" / f"forest-{outcome}.png")
-        index.append({"name": f"forest-{outcome}", "title": f"Forest plot <{outcome}>",
-                      "caption": "Rates & intervals.", "outcome": outcome,
-                      "png": f"plots/forest-{outcome}.png",
-                      "svg": f"plots/forest-{outcome}.svg"})
-    (directory / "plots" / "index.json").write_text(json.dumps(index))
+    """Stand-in for the real plots: one tiny PNG and SVG per outcome, and an index."""
+    write_index(directory, [
+        plot_entry(directory, f"forest-{outcome}", title=f"Forest plot <{outcome}>",
+                   caption="Rates & intervals.", outcome=outcome)
+        for fit in result.fits.values() for outcome in fit.outcomes])
 
 
 def exact_run(out: Path, **config) -> Path:
     result = run_fit(RunConfig(engine="exact", **config))
-    return write_run(result, out, plot=fixture_plots)
+    write_run(result, out, plots=False)
+    fixture_plots(result, out)
+    return out
+
+
+def reseal(directory: Path) -> Path:
+    """Record the current hashes of a run's or sweep's files in its manifest.json, as if
+    bayes-dress had written them: for tests that edit files on purpose."""
+    path = directory / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"] = {name: sha256(directory / name) for name in manifest["files"]}
+    path.write_text(json.dumps(manifest, indent=2))
+    return directory
+
+
+def edit_json(path: Path, change) -> None:
+    payload = json.loads(path.read_text())
+    path.write_text(json.dumps(change(payload)))
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +113,15 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def run_copy(run_dir, tmp_path) -> Path:
     return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+@pytest.fixture(scope="module")
+def many_run(tmp_path_factory) -> Path:
+    """User data of 31 studies with no provenance columns: long tables, no quotes."""
+    root = tmp_path_factory.mktemp("many")
+    rows = [f"S{i:02d},{5 + i},{40 + 3 * i}" for i in range(31)]
+    (root / "many.csv").write_text("study,events,total\n" + "\n".join(rows) + "\n")
+    return exact_run(root / "run", data=root / "many.csv")
 
 
 class Collector(HTMLParser):
@@ -107,9 +162,9 @@ def section(html: str, key: str) -> str:
 def exact_sweep(out: Path) -> Path:
     """A real sweep (the bundled spec, every scenario on the exact engine), written by the
     sensitivity module's own writer: the report reads the format it is given."""
-    from bayes_dress.sensitivity.outputs import write_sweep
     from bayes_dress.sensitivity.spec import load_sweep_spec
     from bayes_dress.sensitivity.sweep import plan_sweep, run_sweep
+    from bayes_dress.sensitivity.write import write_sweep
 
     spec = load_sweep_spec()
     plan = plan_sweep(spec, config=spec.primary.replace(engine="exact"))
@@ -127,13 +182,16 @@ def sweep_copy(sweep_dir, tmp_path) -> Path:
 
 
 def read_text_csv(path: Path) -> pd.DataFrame:
+    """A CSV as the text in the file (spreadsheet-safety quotes kept), for editing."""
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
 def with_failed_scenario(sens: Path, scenario: str = "S05") -> Path:
-    """The sweep as if one scenario had failed its diagnostics (the writer's format)."""
+    """The sweep as if one scenario had failed its diagnostics (the writer's format),
+    resealed."""
     frame = read_text_csv(sens / "sensitivity.csv")
     rows = frame["scenario"] == scenario
+    assert rows.any()
     frame.loc[rows, "status"] = "diagnostics failed"
     frame.loc[rows, "problems"] = "divergences: 12 & R-hat 1.2"
     frame.loc[rows, "label"] = "phi ~ BDA3 <flat>"
@@ -141,7 +199,7 @@ def with_failed_scenario(sens: Path, scenario: str = "S05") -> Path:
     rob = read_text_csv(sens / "robustness.csv")
     rob["not_counted"] = f"{scenario} (diagnostics failed)"
     rob.to_csv(sens / "robustness.csv", index=False)
-    return sens
+    return reseal(sens)
 
 
 def test_sections_in_reading_order(run_dir):
@@ -158,7 +216,7 @@ def test_headline_never_shows_the_mean_without_spread_and_predictive(run_dir):
         mean = part.index("Pooled mean rate")
         assert part.index("Between-study SD of rates") > mean
         assert part.index("new study (predictive)") > mean
-    summary = pd.read_csv(run_dir / "summary.csv")
+    summary = read_csv(run_dir / "summary.csv")
     row = summary[(summary["outcome"] == "success") & (summary["parameter"] == "mean_rate")]
     assert f"{100 * row['median'].item():.0f}%" in headline
     # The bundled data leave the new-study rate prior-dominated; the report says so.
@@ -183,10 +241,15 @@ def test_report_is_self_contained(run_dir):
 
 def test_study_table_has_quotes_and_data_notes(run_dir):
     data = section(render_report(run_dir), "data")
-    used = pd.read_csv(run_dir / "data_used.csv")
+    used = read_csv(run_dir / "data_used.csv")
+    assert list(used["analysis"]) == list(used["outcome"])  # one analysis per outcome
     for quote in used["quote"]:
-        assert f"“{quote}”".replace("'", "&#x27;") in data
+        assert f"“{escape(quote)}”" in data
     assert "Results, para 2" in data and "1/6" in data and "16/18" in data
+    # The bundled table has provenance: all three columns are shown.
+    for header in ("provenance quote", "location", "how the count was derived"):
+        assert f"<th>{header}</th>" in data
+    assert "(open to show)" not in data  # two studies: nothing folded
 
 
 def test_models_section_shows_equations_priors_used_and_rationale(tmp_path):
@@ -198,52 +261,102 @@ def test_models_section_shows_equations_priors_used_and_rationale(tmp_path):
     assert "Friede" in models
 
 
+def test_one_analysis_of_two_outcomes(tmp_path):
+    """A joint model fits both outcomes in one analysis (exact engine: rho fixed at 0):
+    diagnostics per analysis, estimates and data per outcome."""
+    run = exact_run(tmp_path / "joint", model="joint_logit_normal",
+                    priors={"rho": "Fixed(0)"})
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert list(manifest["analyses"]) == ["success+severe_ae"]
+    html = render_report(run)
+    diag = section(html, "diagnostics")
+    assert diag.count("<h3>") == 1 and "<h3>success+severe_ae</h3>" in diag
+    assert "PASS: every check passed" in diag
+    for key in ("headline", "data", "posterior"):
+        part = section(html, key)
+        assert part.count("<h3>") == 2, key
+        assert "(<code>success</code>)" in part and "(<code>severe_ae</code>)" in part, key
+    assert "for the outcomes together" in section(html, "models")
+    used = read_csv(run / "data_used.csv")
+    assert set(used["analysis"]) == {"success+severe_ae"}
+    assert section(html, "plots").count("<img ") == 2
+
+
 def test_values_from_files_are_escaped(tmp_path):
     data = tmp_path / "nasty.csv"
     data.write_text('study,events,total,quote,location\n"<b>A&B</b>",3,10,"<script>x</script>'
-                    '",p <1>\nB,5,12,plain,p2\n')
+                    "\",p <1>\n=1+1,5,12,'quoted',-p2\n")
     run = exact_run(tmp_path / "run", data=data, model="common_effect")
     html = render_report(run)
     assert "<b>A&B</b>" not in html and "<script>" not in html
     assert "&lt;b&gt;A&amp;B&lt;/b&gt;" in html and "&lt;script&gt;x&lt;/script&gt;" in html
     assert "Forest plot &lt;events&gt;" in html  # plot titles from index.json too
+    # Cells a spreadsheet would run are quoted in the CSV, and shown as they were given.
+    raw = (run / "data_used.csv").read_text()
+    assert "'=1+1" in raw and "''quoted'" in raw and "'-p2" in raw
+    data_part = section(html, "data")
+    assert "<td>=1+1</td>" in data_part and "<td>-p2</td>" in data_part
+    assert "“&#x27;quoted&#x27;”" in data_part  # a leading quote of the data itself stays
+    assert "&#x27;=1+1" not in html and "&#x27;-p2" not in html
+    # Quote and location given, no notes: the empty column is left out.
+    assert "<th>provenance quote</th>" in data_part and "<th>location</th>" in data_part
+    assert "how the count was derived" not in data_part
 
 
 def test_failed_diagnostics_show_a_banner_at_the_top(run_copy):
     diagnostics = json.loads((run_copy / "diagnostics.json").read_text())
     diagnostics["passed"] = False
-    check = diagnostics["outcomes"]["success"]["checks"][0]
-    check.update(passed=False, detail="grid error 0.01 > 1e-4", remedy="use NUTS")
-    diagnostics["outcomes"]["success"]["passed"] = False
+    entry = diagnostics["analyses"]["success"]
+    entry["checks"][0].update(passed=False, detail="grid error 0.01 > 1e-4",
+                              remedy="use NUTS")
+    entry["passed"] = False
     (run_copy / "diagnostics.json").write_text(json.dumps(diagnostics))
-    html = render_report(run_copy)
+    html = render_report(reseal(run_copy))
     banner = html.index('class="banner"')
     assert banner < html.index('<section id="headline">')
     assert "DIAGNOSTICS FAILED" in html[banner:banner + 300]
+    assert "<li>success: grid error 0.01 &gt; 1e-4</li>" in html[banner:banner + 600]
     diag = section(html, "diagnostics")
     assert "FAIL" in diag and "use NUTS" in diag and 'class=fail' in diag
+    assert "Some diagnostics failed" in section(html, "limitations")
 
 
 def test_passing_run_has_no_banner(run_dir):
     html = render_report(run_dir)
     assert 'class="banner' not in html.split('<section id="headline">')[0]
     assert "PASS: every check passed" in html
+    assert "<td>grid_error</td><td>PASS</td>" in section(html, "diagnostics")
 
 
 def test_a_check_that_was_not_measured_is_neither_pass_nor_fail(run_copy):
     diagnostics = json.loads((run_copy / "diagnostics.json").read_text())
-    check = diagnostics["outcomes"]["success"]["checks"][0]
+    check = diagnostics["analyses"]["success"]["checks"][0]
     check.update(passed=None, value=None, detail="not measured", remedy="use NUTS")
     (run_copy / "diagnostics.json").write_text(json.dumps(diagnostics))
-    html = render_report(run_copy)
+    html = render_report(reseal(run_copy))
     diag = section(html, "diagnostics")
     assert "<td>not measured</td>" in diag and ">FAIL<" not in diag
     assert "class=fail" not in diag and "use NUTS" not in diag
     assert "PASS: every check passed" in diag and 'class="banner' not in html
-    check.update(passed=True, value=float("nan"))  # a sweep's exact fit: grid not checked
-    (run_copy / "diagnostics.json").write_text(json.dumps(diagnostics))
-    diag = section(render_report(run_copy), "diagnostics")
-    assert "<td>not measured</td>" in diag and ">FAIL<" not in diag
+
+
+def test_a_passed_check_without_a_value_is_not_measured(run_copy):
+    """What a fit writes for a grid error it did not measure (grid_check's own record,
+    NaN turned into null), shown as "not measured", never as a pass."""
+    record = checks_to_records([grid_check(float("nan"), 1e-4, None,
+                                           analysis="success")])[0]
+    assert record["passed"] is True and record["value"] is None
+    edit_json(run_copy / "diagnostics.json", lambda d: {**d, "analyses": {
+        **d["analyses"], "success": {**d["analyses"]["success"], "checks": [record]}}})
+    diag = section(render_report(reseal(run_copy)), "diagnostics")
+    assert "<td>grid_error</td><td>not measured</td>" in diag
+
+
+def test_diagnostics_name_the_exact_engines_grid(run_dir):
+    diag = section(render_report(run_dir), "diagnostics")
+    engine = json.loads((run_dir / "diagnostics.json").read_text()
+                        )["analyses"]["success"]["details"]["engine"]
+    assert f"Exact engine: {engine['grid_points']} grid points per axis" in diag
 
 
 def test_posterior_table_fits_and_hides_the_mean_of_kappa(run_dir):
@@ -259,13 +372,29 @@ def test_posterior_table_fits_and_hides_the_mean_of_kappa(run_dir):
 
 def test_study_table_shows_how_each_count_was_derived(run_dir):
     data = section(render_report(run_dir), "data")
-    used = pd.read_csv(run_dir / "data_used.csv", keep_default_na=False)
+    used = read_csv(run_dir / "data_used.csv")
     for note in used["note"]:
         assert escape(note) in data
     sim = used[(used["outcome"] == "severe_ae") & (used["study"] == "Sim2022")].iloc[0]
     assert "lower bound" in sim["note"]  # the one death; not an all-cause count
     assert "1/18 <strong>(lower bound)</strong>" in data
     assert "<details" in data  # long notes are folded
+
+
+def test_long_tables_are_folded_and_empty_provenance_is_hidden(many_run):
+    html = render_report(many_run)
+    data = section(html, "data")
+    assert "<details><summary>31 studies (open to show)</summary>" in data
+    assert data.count("<tr><td>S") == 31  # folded, not cut
+    # User data without quotes, locations or notes: no empty provenance columns.
+    for header in ("provenance quote", "location", "how the count was derived"):
+        assert header not in data
+    assert "sentence it was taken from" not in data
+    posterior = section(html, "posterior")
+    assert re.search(r"<details><summary>\d+ quantities \(open to show\)</summary>",
+                     posterior)
+    # The short tables of the same run (tail probabilities) are not folded.
+    assert posterior.count("(open to show)") == 1
 
 
 def test_numbers_are_escaped_once(run_dir):
@@ -275,21 +404,47 @@ def test_numbers_are_escaped_once(run_dir):
 
 def test_plots_without_an_index_or_with_bad_entries(run_copy):
     shutil.rmtree(run_copy / "plots")
-    tiny_png(run_copy / "forest.png")
-    plots = section(render_report(run_copy), "plots")
-    assert "no plots/index.json" in plots and plots.count("<img ") == 1
     (run_copy / "plots").mkdir()
-    tiny_png(run_copy / "plots" / "ok.png")
-    (run_copy / "plots" / "fake.png").write_text("not a png")
-    (run_copy / "plots" / "index.json").write_text(json.dumps([
-        {"name": "ok", "title": "OK", "caption": "", "outcome": None, "png": "plots/ok.png"},
-        {"name": "gone", "title": "Gone", "png": "plots/gone.png", "svg": "plots/gone.svg"},
-        {"name": "fake", "title": "Fake", "png": "plots/fake.png"},
-        {"name": "escape", "title": "Escape", "png": "../../../etc/hostname"}]))
+    tiny_png(run_copy / "plots" / "stray.png")  # a PNG the index does not list
     plots = section(render_report(run_copy), "plots")
-    assert plots.count("<img ") == 1 and 'alt="OK"' in plots
-    for name in ("gone", "fake", "escape"):
-        assert f"plot &#x27;{name}&#x27; could not be embedded" in plots
+    assert "has no plots/index.json" in plots and "<img " not in plots
+    changed = plot_entry(run_copy, "changed")
+    changed["png_sha256"] = "0" * 64
+    svg_only = plot_entry(run_copy, "svg_only", title="SVG only", png=b"not a png")
+    write_index(run_copy, [
+        plot_entry(run_copy, "ok", title="OK"),
+        {"name": "gone", "title": "Gone", "png": "plots/gone.png", "svg": "plots/gone.svg"},
+        changed,
+        {"name": "escape", "title": "Escape", "png": "../../../etc/hostname",
+         "svg": "../../../etc/hostname"},
+        plot_entry(run_copy, "fake", title="Fake", png=b"not a png", svg="not an svg"),
+        svg_only])
+    plots = section(render_report(run_copy), "plots")
+    page = parse(plots)
+    sources = {a["alt"]: a["src"] for tag, a in page.tags if tag == "img"}
+    assert set(sources) == {"OK", "SVG only"}
+    assert sources["OK"].startswith("data:image/png;base64,")
+    assert sources["SVG only"].startswith("data:image/svg+xml;base64,")  # the fallback
+    for name in ("gone", "changed", "escape"):  # the reader leaves these out
+        assert f"plot &#x27;{name}&#x27; is missing or changed since it was drawn" in plots
+    assert "plot &#x27;fake&#x27; could not be embedded" in plots  # not an image
+
+
+def test_a_plot_changed_after_it_was_drawn_is_left_out(run_copy):
+    with open(run_copy / "plots" / "forest-success.png", "ab") as handle:
+        handle.write(b"\0")
+    plots = section(render_report(run_copy), "plots")
+    assert plots.count("<img ") == 1 and 'alt="Forest plot &lt;severe_ae&gt;"' in plots
+    assert "plot &#x27;forest-success&#x27; is missing or changed" in plots
+
+
+def test_a_copy_without_posterior_files_still_reports(run_dir, run_copy):
+    """Like the repository's results/: tables and plots kept, posteriors left out. The
+    report reads no posterior file."""
+    for file in run_copy.glob("posterior-*.nc"):
+        file.unlink()
+    assert run_copy.name == run_dir.name
+    assert render_report(run_copy) == render_report(run_dir)
 
 
 def test_sensitivity_section_and_problem_banner(run_dir, sweep_copy):
@@ -299,6 +454,8 @@ def test_sensitivity_section_and_problem_banner(run_dir, sweep_copy):
     assert "S05 (success): diagnostics failed" in top
     assert "DOES NOT MATCH" not in html  # same data and model as the run
     sens = section(html, "sensitivity")
+    # The same exact-engine fit: the sweep's primary analysis is this run's, to the digit.
+    assert "primary analysis is this run&#x27;s fit" in sens
     assert "30 scenarios" in sens and "divergences: 12 &amp; R-hat 1.2" in sens
     assert "phi ~ BDA3 &lt;flat&gt;" in sens and "<flat>" not in sens
     # The scenarios left out of the verdicts are named in the robustness table.
@@ -306,6 +463,7 @@ def test_sensitivity_section_and_problem_banner(run_dir, sweep_copy):
     assert "exact engine: no posterior draws to reweight" in sens  # psense.csv
     plots = json.loads((sweep_copy / "plots" / "index.json").read_text())
     assert len(plots) == 2 and sens.count("<img ") == 2
+    assert all(p["png_sha256"] == sha256(sweep_copy / p["png"]) for p in plots)
     assert all(f"<strong>{escape(p['title'])}.</strong>" in sens for p in plots)
     assert " †" in sens  # theta_new is prior-dominated in the primary analysis
     assert "<h4>" in sens and "(primary)" in sens
@@ -319,7 +477,7 @@ def robustness_rows(html: str) -> list[str]:
 
 def test_not_robust_rows_are_flagged_and_name_the_scenarios_that_cross(run_dir, sweep_dir):
     html = render_report(run_dir, sweep_dir)
-    rob = read_text_csv(sweep_dir / "robustness.csv")
+    rob = read_csv(sweep_dir / "robustness.csv")
     rows = robustness_rows(html)
     assert len(rows) == len(rob)
     not_robust = rob[rob["verdict"].str.startswith("NOT robust")]
@@ -349,6 +507,7 @@ def test_not_robust_rows_are_flagged_and_name_the_scenarios_that_cross(run_dir, 
 
 
 def test_a_sweep_of_other_data_or_model_gets_a_warning(run_dir, sweep_copy):
+    # manifest.json holds the hashes and is not hashed itself: no reseal needed.
     manifest = json.loads((sweep_copy / "manifest.json").read_text())
     manifest["data"]["sha256"] = "0" * 64
     manifest["primary_config"]["model"] = "logit_normal"
@@ -359,27 +518,30 @@ def test_a_sweep_of_other_data_or_model_gets_a_warning(run_dir, sweep_copy):
     assert "different data file" in top and "logit_normal" in top
     assert "DIAGNOSTICS FAILED" not in top  # a warning, not an error
     assert "is not the run reported above" in section(html, "sensitivity")
+    assert "this run&#x27;s fit" not in html
 
 
-def test_limitations_follow_the_data(run_dir, tmp_path):
+def test_limitations_follow_the_data(run_dir, many_run):
     bundled = text_of(section(render_report(run_dir), "limitations"))
     assert "Only 2 studies" in bundled and "stopped early for safety" in bundled
     assert "IVIG added to corticosteroids" in bundled
     assert "one patient moves its rate by 17 percentage points" in bundled
     assert "mostly prior for: Success (remission), Severe adverse events." in bundled
-    rows = [f"S{i:02d},{5 + i},{40 + 3 * i}" for i in range(12)]
-    (tmp_path / "many.csv").write_text("study,events,total\n" + "\n".join(rows) + "\n")
-    many = text_of(section(render_report(exact_run(tmp_path / "run", data=tmp_path /
-                                                   "many.csv")), "limitations"))
-    assert "12 or more studies" in many
+    many = text_of(section(render_report(many_run), "limitations"))
+    assert "31 or more studies" in many
     assert "Joly2012" not in many and "Small samples" not in many
 
 
 def test_reproducibility_has_manifest_table_and_raw_json(run_dir):
     repro = section(render_report(run_dir), "reproducibility")
     manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert (manifest["format"], manifest["kind"]) == (2, "run")
     assert manifest["data"]["sha256"] in repro and "<details>" in repro
     assert f"<td>{manifest['seed']}</td>" in repro
+    # The bundled table is named as such, with no path of the machine that ran it.
+    assert manifest["data"]["path"] == "bundled: data/outcomes.csv"
+    assert "<td>data file</td><td>bundled: data/outcomes.csv</td>" in repro
+    assert "&quot;format&quot;: 2" in repro and "&quot;kind&quot;: &quot;run&quot;" in repro
 
 
 def test_write_report_is_atomic_and_changes_nothing_else(run_copy, monkeypatch):
@@ -393,8 +555,8 @@ def test_write_report_is_atomic_and_changes_nothing_else(run_copy, monkeypatch):
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:  # the move into place fails: old report intact
-        patch.setattr(outputs.os, "replace", fail)
-        with pytest.raises(ReportError, match=r"cannot write .*No space left"):
+        patch.setattr(atomic.os, "replace", fail)
+        with pytest.raises(OutputError, match=r"cannot write .*No space left"):
             write_report(run_copy)
     assert out.read_text() == "old"
     assert not [p for p in run_copy.iterdir() if p.name.startswith(".")]
@@ -404,17 +566,34 @@ def test_write_report_is_atomic_and_changes_nothing_else(run_copy, monkeypatch):
              if p.is_file() and p != out}
     assert after == before
     assert not [p for p in run_copy.iterdir() if p.name.startswith(".")]
+    load_run(run_copy)  # the report is not one of the run's files: still a valid run
 
 
-def test_bad_directories_raise_report_errors(run_dir, run_copy, tmp_path):
+def test_the_reader_refuses_what_bayes_dress_did_not_write(run_dir, run_copy, sweep_dir,
+                                                           tmp_path):
+    assert ReportError is RunDirError  # one error type for the reader and the report
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ReportError, match=r"not a sensitivity directory.*sensitivity\.csv"):
+    with pytest.raises(ReportError, match=r"is not a sensitivity directory.*it has no "
+                                          r"manifest\.json"):
         render_report(run_dir, tmp_path / "empty")
     with pytest.raises(ReportError, match="does not exist"):
         write_report(tmp_path / "nope")
-    (run_copy / "summary.csv").write_text("outcome,parameter\nsuccess,m\n")
-    with pytest.raises(ReportError, match="missing column"):
-        write_report(run_copy)
+    # A directory of the other kind.
+    with pytest.raises(ReportError, match=r"not a run directory.*says it is a 'sweep'"):
+        render_report(sweep_dir)
+    with pytest.raises(ReportError, match=r"not a sensitivity directory.*says it is a "
+                                          r"'run'"):
+        render_report(run_dir, run_dir)
+    # Another format version: a manifest without "format" is format 1.
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    for version, manifest_now in ((1, {k: v for k, v in manifest.items() if k != "format"}),
+                                  (3, {**manifest, "format": 3})):
+        (run_copy / "manifest.json").write_text(json.dumps(manifest_now))
+        with pytest.raises(ReportError, match=rf"is a format-{version} directory; this "
+                                              r"version of bayes-dress reads format 2: "
+                                              r"rerun bayes-dress fit"):
+            render_report(run_copy)
+    assert not (run_copy / REPORT_NAME).exists()
 
 
 def cli(*args):
@@ -430,102 +609,92 @@ def test_cli_report_and_one_line_errors(run_dir, run_copy, sweep_dir, tmp_path):
     for args, expected in (
             ([tmp_path / "nope"], "does not exist"),
             ([tmp_path / "file"], "is not a directory"),
-            ([run_copy], "manifest.json: cannot read as JSON"),
+            ([run_copy], "manifest.json: cannot be read as JSON"),
             ([tmp_path / "empty"], "it has no manifest.json"),
+            ([sweep_dir], "its manifest says it is a 'sweep' directory"),
             ([run_dir, tmp_path / "empty"], "not a sensitivity directory")):  # run dir fine
         assert_user_error(cli("report", *map(str, args)), expected)
     assert not (run_dir / REPORT_NAME).exists()
 
 
-def edit_json(path: Path, change) -> None:
-    payload = json.loads(path.read_text())
-    path.write_text(json.dumps(change(payload)))
+def _replace(old: str, new: str):
+    def change(text: str) -> str:
+        assert old in text, old
+        return text.replace(old, new, 1)
+    return change
 
 
-@pytest.mark.parametrize(("name", "change", "expected"), [
-    ("manifest.json", lambda m: {**m, "outcomes": list(m["outcomes"])}, "'outcomes'"),
-    ("manifest.json", lambda m: {**m, "data": "outcomes.csv"}, "'data'"),
-    ("manifest.json", lambda m: {**m, "config": [1]}, "'config'"),
-    ("manifest.json", lambda m: {**m, "outcomes": {"success": 3}}, "outcomes.success"),
-    ("diagnostics.json", lambda d: {**d, "outcomes": list(d["outcomes"])}, "'outcomes'"),
-    ("diagnostics.json", lambda d: {**d, "outcomes": {"success": {"checks": "ok"}}},
-     "checks"),
-    # Nested keys the sections read, each of the wrong type.
-    ("manifest.json", lambda m: {**m, "config": {**m["config"], "exclude": 5}},
-     "'config.exclude' must be a JSON list of strings, not number"),
-    ("manifest.json", lambda m: {**m, "config": {**m["config"], "exclude": [1]}},
-     "'config.exclude' must be a JSON list of strings, not list"),
-    ("manifest.json", lambda m: {**m, "config": {**m["config"], "definitions": [1]}},
-     "'config.definitions' must be a JSON object, not list"),
-    ("manifest.json", lambda m: {**m, "config": {**m["config"], "sampler": "nutpie"}},
-     "'config.sampler' must be a JSON object, not string"),
-    ("manifest.json", lambda m: {**m, "model": {**m["model"], "equations": 5}},
-     "'model.equations' must be a JSON list of strings, not number"),
-    ("manifest.json", lambda m: {**m, "model": {**m["model"], "name": 3}},
-     "'model.name' must be a JSON string, not number"),
-    ("manifest.json", lambda m: {**m, "data": {**m["data"], "sha256": 5}},
-     "'data.sha256' must be a JSON string, not number"),
-    ("manifest.json", lambda m: {**m, "outcomes": {"success": {"notes": "x"}}},
-     "'outcomes.success.notes' must be a JSON list, not string"),
-    ("diagnostics.json", lambda d: {**d, "outcomes": {"success": {"exact_engine": []}}},
-     "'outcomes.success.exact_engine' must be a JSON object, not list"),
+@pytest.mark.parametrize(("which", "name", "change"), [
+    # A count edited by hand (formerly checked for sense by the report itself).
+    ("run", "data_used.csv", _replace("Joly2012,primary,True,1,6,", "Joly2012,primary,True,7,6,")),
+    ("run", "summary.csv", _replace(",mean,", ",average,")),  # a column renamed
+    ("run", "probabilities.csv", lambda t: t + "success,success,mean_rate,0.9,0.5,0.0\n"),
+    ("run", "diagnostics.json", _replace('"passed": true', '"passed": false')),
+    ("run", "data_used.csv", None),  # deleted
+    ("sweep", "sensitivity.csv", _replace(",ok,", ",diagnostics failed,")),
+    ("sweep", "robustness.csv", _replace("NOT robust", "robust")),
+    ("sweep", "psense.csv", lambda t: t + "\n"),  # even a harmless blank line
+    ("sweep", "diagnostics.json", _replace('"passed": true', '"passed": false')),
 ])
-def test_cli_report_wrong_shaped_json_is_one_line(run_copy, name, change, expected):
-    edit_json(run_copy / name, change)
-    assert_user_error(cli("report", str(run_copy)), name, expected)
+def test_cli_report_refuses_a_changed_or_missing_file_in_one_line(run_copy, sweep_copy,
+                                                                  which, name, change):
+    """The reader hashes every file it opens: any edit is refused, naming the file."""
+    file = (run_copy if which == "run" else sweep_copy) / name
+    if change is None:
+        file.unlink()
+        expected = "is missing, although the manifest lists it"
+    else:
+        text = file.read_text()
+        assert change(text) != text
+        file.write_text(change(text))
+        expected = "was changed after it was written"
+    assert_user_error(cli("report", str(run_copy), str(sweep_copy)), str(file), expected)
+    assert not (run_copy / REPORT_NAME).exists()
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: {**m, "config": [1]},
+    lambda m: {**m, "data": "outcomes.csv"},
+    lambda m: {**m, "priors": ["m"]},
+    lambda m: {**m, "config": {**m["config"], "exclude": 5}},
+    lambda m: {**m, "model": {**m["model"], "equations": 5}},
+], ids=["config", "data", "priors", "config.exclude", "model.equations"])
+def test_cli_report_wrong_shaped_manifest_is_one_line(run_copy, change):
+    edit_json(run_copy / "manifest.json", change)
+    assert_user_error(cli("report", str(run_copy)), "manifest.json")
     assert not (run_copy / REPORT_NAME).exists()
 
 
 def test_null_diagnostics_entry_reads_as_nothing_recorded(run_copy):
     edit_json(run_copy / "diagnostics.json",
-              lambda d: {**d, "outcomes": {**d["outcomes"], "success": None}})
-    diag = section(render_report(run_copy), "diagnostics")
+              lambda d: {**d, "analyses": {**d["analyses"], "success": None}})
+    diag = section(render_report(reseal(run_copy)), "diagnostics")
     assert "<strong>not measured</strong>" in diag and "FAIL" not in diag
 
 
-def test_cli_report_sweep_manifest_not_an_object(run_copy, sweep_copy):
-    (sweep_copy / "manifest.json").write_text("[]")
+def test_cli_report_sweep_manifest_not_a_sweep_manifest(run_copy, sweep_copy):
+    manifest = sweep_copy / "manifest.json"
+    manifest.write_text("[]")
     assert_user_error(cli("report", str(run_copy), str(sweep_copy)), "manifest.json",
                       "expected a JSON object")
-    (sweep_copy / "manifest.json").write_text('{"data": "x"}')
-    assert_user_error(cli("report", str(run_copy), str(sweep_copy)), "'data'")
-    (sweep_copy / "manifest.json").write_text('{"primary_config": {"model": 1}}')
+    manifest.write_text('{"data": "x"}')  # no "format": a format-1 manifest
     assert_user_error(cli("report", str(run_copy), str(sweep_copy)),
-                      "'primary_config.model' must be a JSON string")
-
-
-@pytest.mark.parametrize(("column", "value", "expected"), [
-    ("events", "twelve", "column 'events' must hold numbers"),
-    ("total", "twelve", "column 'total' must hold numbers"),
-    ("events", "", "'events' is empty"),
-    ("total", "", "'total' is empty"),
-    ("events", "-1", "'events' must be a whole number >= 0, not -1"),
-    ("events", "2.5", "'events' must be a whole number >= 0, not 2.5"),
-    ("total", "inf", "'total' must be a whole number >= 0, not inf"),
-    ("total", "0", "'total' is 0"),
-    ("events", "7", "events (7) > total (6)"),
-])
-def test_cli_report_bad_counts_is_one_line(run_copy, column, value, expected):
-    frame = read_text_csv(run_copy / "data_used.csv")
-    assert (frame.loc[0, "study"], frame.loc[0, "total"]) == ("Joly2012", "6")
-    frame.loc[0, column] = value
-    frame.to_csv(run_copy / "data_used.csv", index=False)
-    err = assert_user_error(cli("report", str(run_copy)), "data_used.csv", expected)
-    if "must hold numbers" not in expected:  # checked per row: the row is named
-        assert "row 1 (success, Joly2012)" in err
+                      "is a format-1 directory", "rerun bayes-dress sensitivity")
+    manifest.write_text('{"format": 2, "kind": "sweep"}')
+    assert_user_error(cli("report", str(run_copy), str(sweep_copy)), "manifest.json",
+                      "'files' must map file names to SHA-256 hashes")
     assert not (run_copy / REPORT_NAME).exists()
 
 
 def test_cli_report_skips_a_plot_with_an_invalid_path(run_copy):
-    tiny_png(run_copy / "plots" / "ok.png")
-    (run_copy / "plots" / "index.json").write_text(json.dumps([
-        {"name": "ok", "title": "OK", "png": "plots/ok.png"},
-        {"name": "nul", "title": "NUL", "png": "plots/a\u0000b.png", "svg": "x\u0000.svg"}]))
+    write_index(run_copy, [
+        plot_entry(run_copy, "ok", title="OK"),
+        {"name": "nul", "title": "NUL", "png": "plots/a\u0000b.png", "svg": "x\u0000.svg"}])
     result = cli("report", str(run_copy))
     assert result.exit_code == 0, result.output
     plots = section((run_copy / REPORT_NAME).read_text(), "plots")
     assert plots.count("<img ") == 1
-    assert "plot &#x27;nul&#x27; could not be embedded" in plots
+    assert "plot &#x27;nul&#x27; is missing or changed" in plots
 
 
 def test_fit_with_report_flag(tmp_path):
@@ -534,3 +703,8 @@ def test_fit_with_report_flag(tmp_path):
                  "--report")
     assert result.exit_code == 0, result.output
     assert (out / REPORT_NAME).exists() and "Report written to" in result.output
+    # The real plots, every one of them embedded.
+    index = json.loads((out / "plots" / "index.json").read_text())
+    plots = section((out / REPORT_NAME).read_text(), "plots")
+    assert index and plots.count("<img ") == len(index)
+    assert "missing or changed" not in plots and "could not be embedded" not in plots

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_dress.spec.config import config_from_dict
 from bayes_dress.fitting import run_fit
+from bayes_dress.spec.config import config_from_dict
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "primary"
 SENSITIVITY = RESULTS.parent / "sensitivity"

@@ -16,7 +16,6 @@ import pytest
 from click.testing import CliRunner
 
 from bayes_dress.cli import main
-from bayes_dress.spec.config import RunConfig
 from bayes_dress.errors import SpecError
 from bayes_dress.fitting import run_fit
 from bayes_dress.sensitivity.spec import (
@@ -26,6 +25,7 @@ from bayes_dress.sensitivity.spec import (
 )
 from bayes_dress.sensitivity.sweep import plan_sweep, run_sweep
 from bayes_dress.sensitivity.tables import robustness_table
+from bayes_dress.spec.config import RunConfig
 from tests.conftest import FAST
 
 
@@ -223,8 +223,14 @@ def test_one_scenario_sweep_reproduces_fit(jobs):
     fit = run_fit(config)
     for result in sweep.results:
         pd.testing.assert_frame_equal(result.summary, fit.fits[result.outcome].summary)
-        pd.testing.assert_frame_equal(result.probabilities,
-                                      fit.fits[result.outcome].probabilities)
+        # The sweep also asks for the benefit-risk thresholds; every probability the fit
+        # reports is the same.
+        own = fit.fits[result.outcome].probabilities
+        merged = own.merge(result.probabilities, on=["outcome", "quantity", "threshold"],
+                           suffixes=("", "_sweep"))
+        assert len(merged) == len(own)
+        pd.testing.assert_series_equal(merged["probability"], merged["probability_sweep"],
+                                       check_names=False)
         assert result.problems == [c.message() for c in fit.fits[result.outcome].failures]
 
 
@@ -246,7 +252,7 @@ def test_exact_sweep_tables_and_a_flagged_scenario(tmp_path):
     assert improper.any() and empty.any() and (improper | empty).all()
     assert not_fitted[["mean", "q2.5", "q97.5"]].isna().all().all()
     robust = sweep.robustness
-    assert set(robust["outcome"]) == {"success", "severe_ae"}
+    assert set(robust["outcome"]) == {"success", "severe_ae", "success+severe_ae"}
     success = robust[(robust["outcome"] == "success") & (robust["quantity"] == "theta_new")]
     assert success["not_counted"].iloc[0]  # the improper scenario, by name
     probabilities = sweep.probabilities
@@ -318,8 +324,8 @@ def test_nuts_sweep_passes_every_diagnostic_and_writes_its_directory(tmp_path):
     spec.write_text("""
 combine = "one_at_a_time"
 [primary.sampler]
-draws = 1000
-tune = 500
+draws = 1500
+tune = 600
 chains = 2
 seed = 1234
 [dimensions]
@@ -382,7 +388,11 @@ def test_cli_exact_sweep_writes_everything(tmp_path):
                   & (table["quantity"] == "mean_rate") & (table["excluded"] == "Sim2022")]
     assert alone["mean"].iloc[0] == pytest.approx(2 / 8, abs=1e-9)
     robust = pd.read_csv(out / "robustness.csv", keep_default_na=False)
-    assert len(robust) == 4  # P(theta_new, mean_rate > t) for each outcome
+    # P(theta_new, mean_rate > t) for each outcome, and the joint benefit-risk probability
+    # (separate fits: under independence).
+    assert len(robust) == 5
+    joint = robust[robust["outcome"] == "success+severe_ae"]
+    assert list(joint["quantity"]) == ["P(new-study success > 0.5 and severe_ae < 0.2)"]
     # Joly2012 alone (1 of 6) puts the success rate below one half: leaving Sim2022 out
     # must move P(new-study success > 0.5) across 0.5, under every model.
     success = robust[(robust["outcome"] == "success") & (robust["quantity"] == "theta_new")]

@@ -12,9 +12,13 @@ sentence it came from (see ``data/README.md``).
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import math
+import os
+import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +27,25 @@ from bayes_dress.errors import DataError, shorten
 from bayes_dress.resources import bundled_path
 
 REQUIRED_COLUMNS = ("study", "events", "total")
+#: Column names matched to the package's own, besides a case-insensitive match: common
+#: spellings of study-level event counts (r/n as in RBesT and BUGS examples).
+COLUMN_ALIASES = {
+    "study": ("study", "studies", "study_id", "studyid", "trial", "id", "author", "source"),
+    "events": ("events", "event", "r", "x", "y", "responders", "responses", "cases",
+               "successes", "count", "counts"),
+    "total": ("total", "totals", "n", "size", "sample_size", "patients", "subjects", "denom",
+              "denominator", "trials"),
+    "outcome": ("outcome", "outcomes", "endpoint"),
+    "definition": ("definition", "definitions"),
+    "primary": ("primary",),
+    "reported": ("reported",),
+}
+#: Largest data file read, in MB (a study table of 1,000 studies is well under 1 MB);
+#: raise it with the environment variable BAYES_DRESS_MAX_DATA_MB.
+MAX_DATA_MB = 50
+STDIN = "-"
+#: Longest study, outcome or definition name: they label tables, plots and file names.
+MAX_NAME = 200
 #: Outcome name given to a table that has no ``outcome`` column.
 DEFAULT_OUTCOME = "events"
 #: Definition name given to rows of a table that has no ``definition`` column.
@@ -121,7 +144,7 @@ def _parse_bool(value: str, *, where: str, column: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise DataError(f"{where}, column '{column}': '{value}' is not true or false")
+    raise DataError(f"{where}, column '{column}': '{shorten(value)}' is not true or false")
 
 
 def _parse_count(value: str, *, where: str, column: str) -> int:
@@ -137,7 +160,8 @@ def _parse_count(value: str, *, where: str, column: str) -> int:
         except ValueError:
             real = math.nan
         if not math.isfinite(real) or not real.is_integer():
-            raise DataError(f"{where}, column '{column}': '{value}' is not a whole number")
+            raise DataError(f"{where}, column '{column}': '{shorten(value)}' is not a whole "
+                            "number")
         number = int(real)
     if number < 0:
         raise DataError(f"{where}, column '{column}': count {value} is negative")
@@ -147,13 +171,117 @@ def _parse_count(value: str, *, where: str, column: str) -> int:
     return number
 
 
-def load_table(path: str | Path | None = None) -> StudyTable:
+def max_data_bytes() -> int:
+    """The size cap on a data file: :data:`MAX_DATA_MB`, or BAYES_DRESS_MAX_DATA_MB."""
+    text = os.environ.get("BAYES_DRESS_MAX_DATA_MB", "").strip()
+    try:
+        megabytes = float(text) if text else MAX_DATA_MB
+    except ValueError:
+        raise DataError(f"BAYES_DRESS_MAX_DATA_MB must be a number of megabytes, not "
+                        f"'{shorten(text, 20)}'") from None
+    return int(max(megabytes, 0.001) * 1_000_000)
+
+
+def _too_large(where: str, limit: int) -> DataError:
+    return DataError(f"{where} is larger than {limit / 1e6:g} MB, the size cap for a data "
+                     "file; a study table is far smaller: check the file, or raise the cap "
+                     "with BAYES_DRESS_MAX_DATA_MB")
+
+
+def read_data_bytes(path: Path) -> bytes:
+    """The bytes of a data file: a regular file (or standard input for '-'), read up to
+    the size cap; a FIFO, device or directory is refused at once, never read."""
+    limit = max_data_bytes()
+    if str(path) == STDIN:
+        raw = sys.stdin.buffer.read(limit + 1)
+        if len(raw) > limit:
+            raise _too_large("standard input", limit)
+        return raw
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise DataError(f"data file '{shorten(path, 200)}' not found") from None
+    except OSError as err:
+        raise DataError(f"cannot read data file '{shorten(path, 200)}': "
+                        f"{err.strerror or err}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError(f"data file '{shorten(path, 200)}' is a directory, not a CSV file")
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError(f"data file '{shorten(path, 200)}' is not a regular file (a pipe, "
+                        "device or socket); save the table to a file, or pass it on "
+                        "standard input with --data -")
+    if info.st_size > limit:
+        raise _too_large(f"data file '{shorten(path, 200)}'", limit)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as err:
+        raise DataError(f"cannot read data file '{shorten(path, 200)}': "
+                        f"{err.strerror or err}") from None
+    if len(raw) > limit:  # grew while being read
+        raise _too_large(f"data file '{shorten(path, 200)}'", limit)
+    return raw
+
+
+def match_columns(header: list[str], path: Path, columns: Mapping[str, str] | None = None
+                  ) -> list[str]:
+    """The header with its columns renamed to the package's names: an explicit mapping
+    (``--columns events=Responders``) first, then a case-insensitive match of the name
+    or of a common alias (:data:`COLUMN_ALIASES`)."""
+    renamed = list(header)
+    taken: set[int] = set()
+    for ours, theirs in (columns or {}).items():
+        if ours not in COLUMN_ALIASES:
+            raise DataError(f"--columns {shorten(ours, 30)}=...: not a column bayes-dress "
+                            f"reads; valid: {', '.join(COLUMN_ALIASES)}")
+        found = [i for i, h in enumerate(header) if h == theirs]
+        if not found:
+            raise DataError(f"{path}: --columns {ours}={shorten(theirs, 40)}: no column "
+                            f"'{shorten(theirs, 40)}' (found: "
+                            f"{shorten(', '.join(h for h in header if h), 200)})")
+        renamed[found[0]] = ours
+        taken.add(found[0])
+    for ours, aliases in COLUMN_ALIASES.items():
+        if ours in (renamed[i] for i in taken) or ours in renamed:
+            continue
+        for alias in aliases:
+            found = [i for i, h in enumerate(header) if i not in taken
+                     and h.strip().lower().replace(" ", "_") == alias]
+            if len(found) == 1:
+                renamed[found[0]] = ours
+                taken.add(found[0])
+                break
+    return renamed
+
+
+def _missing_column_error(path: Path, header: list[str], missing: list[str]) -> DataError:
+    found = [h for h in header if h]
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name, [h.lower() for h in found], n=1, cutoff=0.5)
+        if close:
+            original = next(h for h in found if h.lower() == close[0])
+            hints.append(f"is '{original}' the {name} column? pass --columns "
+                         f"{name}={original}")
+    hint = "; " + "; ".join(hints) if hints else (
+        "; name them, or map yours with --columns study=NAME --columns events=NAME "
+        "--columns total=NAME")
+    return DataError(f"{path}: missing column {', '.join(repr(m) for m in missing)} "
+                     f"(required: {', '.join(REQUIRED_COLUMNS)}; found: "
+                     f"{shorten(', '.join(found) or 'none', 200)}){hint}")
+
+
+def load_table(path: str | Path | None = None, *,
+               columns: Mapping[str, str] | None = None) -> StudyTable:
     """Read and validate a study table.
 
     Parameters
     ----------
     path : str or Path, optional
-        A CSV file; the bundled DRESS/IVIG table when omitted.
+        A CSV file (``"-"``: standard input); the bundled DRESS/IVIG table when omitted.
+    columns : mapping, optional
+        The package's column name -> the file's, for columns the automatic match
+        (case-insensitive, with common aliases such as ``r`` and ``n``) does not find.
 
     Returns
     -------
@@ -165,28 +293,22 @@ def load_table(path: str | Path | None = None) -> StudyTable:
         With the file, line and column of the first problem found.
     """
     path = Path(path) if path is not None else bundled_data_path()
-    if not path.exists():
-        raise DataError(f"data file '{path}' not found")
-    if path.is_dir():
-        raise DataError(f"data file '{path}' is a directory, not a CSV file")
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"cannot read data file '{path}': {err.strerror or err}") from None
+    raw = read_data_bytes(path)
+    if str(path) == STDIN:
+        path = Path("<stdin>")
     text = _decode(path, raw)
     if not text.strip():
         raise DataError(f"{path} is empty: expected a header with at least "
                         f"{', '.join(REQUIRED_COLUMNS)} and one row per study")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = [h.strip() for h in next(reader)]
+        original = [h.strip() for h in next(reader)]
     except csv.Error as err:
         raise DataError(f"{path}, line 1: {err}") from None
+    header = match_columns(original, path, columns)
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise DataError(f"{path}: missing column {', '.join(repr(m) for m in missing)} "
-                        f"(required: {', '.join(REQUIRED_COLUMNS)}; found: "
-                        f"{', '.join(h for h in header if h) or 'none'})")
+        raise _missing_column_error(path, original, missing)
     duplicated = sorted({h for h in header if header.count(h) > 1})
     if duplicated:
         raise DataError(f"{path}, line 1: column {', '.join(map(repr, duplicated))} "
@@ -213,6 +335,12 @@ def load_table(path: str | Path | None = None) -> StudyTable:
             outcome = cells.get("outcome", DEFAULT_OUTCOME).strip() or DEFAULT_OUTCOME
             definition = (cells.get("definition", DEFAULT_DEFINITION).strip()
                           or DEFAULT_DEFINITION)
+            for column, name in (("study", study), ("outcome", outcome),
+                                 ("definition", definition)):
+                if len(name) > MAX_NAME:
+                    raise DataError(f"{where}, column '{column}': '{shorten(name)}' is "
+                                    f"{len(name):,} characters long; names are at most "
+                                    f"{MAX_NAME}")
             if "reported" in header and cells["reported"].strip():
                 reported = _parse_bool(cells["reported"], where=where, column="reported")
             else:

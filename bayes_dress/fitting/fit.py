@@ -32,7 +32,7 @@ from bayes_dress.data.selection import (
     check_exclusions,
     select_analysis,
 )
-from bayes_dress.data.table import StudyTable, load_table
+from bayes_dress.data.table import DEFAULT_OUTCOME, StudyTable, load_table
 from bayes_dress.engines import get_engine, reference_for
 from bayes_dress.engines.base import FitOptions
 from bayes_dress.errors import DataError, ImproperPosteriorError, SpecError
@@ -328,6 +328,12 @@ def resolve_outcomes(table: StudyTable, requested: Sequence[str] | None,
     """The outcomes to fit: as requested (a hyphen may stand for an underscore), else
     the model's or the package's defaults that the data have, else all."""
     if requested:
+        if table.outcomes == (DEFAULT_OUTCOME,) and any(o not in table.outcomes
+                                                        for o in requested):
+            raise DataError(f"unknown outcome '{requested[0]}' in {table.path}: the table has "
+                            f"no 'outcome' column, so its one outcome is called "
+                            f"'{DEFAULT_OUTCOME}' (leave out --outcome, or add an "
+                            "'outcome' column)")
         names = [canonical_name(o, table.outcomes, what="outcome", where=f" in {table.path}",
                                 listed="available", error=DataError) for o in requested]
         return tuple(dict.fromkeys(names))
@@ -355,7 +361,7 @@ def analyses_of(model: Model, outcomes: Sequence[str], table: StudyTable) -> lis
 
 def prepare(config: RunConfig) -> Prepared:
     """Validate everything a run needs before any fitting starts."""
-    table = load_table(config.data)
+    table = load_table(config.data, columns=config.columns)
     model = get_model(config.model)
     priors = resolve_priors(model.spec, config.priors)
     outcomes = resolve_outcomes(table, config.outcomes, model)

@@ -61,6 +61,8 @@ def write_report(run_dir: str | Path, sensitivity_dir: str | Path | None = None,
     ------
     RunDirError
         A directory is missing, incomplete, of another format, or changed since written.
+    OutputError
+        ``report.html`` cannot be written.
     """
     html = render_report(run_dir, sensitivity_dir, title=title, date=date)
     out = Path(run_dir) / REPORT

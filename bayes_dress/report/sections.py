@@ -28,9 +28,12 @@ from bayes_dress.spec.models import get_model_spec
 HEADLINE = ("mean_rate", "sd_rates", "theta_new")
 SECTIONS = (("headline", "Headline"), ("diagnostics", "Diagnostics"),
             ("data", "Studies and data"), ("models", "Model and priors"),
-            ("plots", "Plots"), ("posterior", "Posterior summary"),
-            ("sensitivity", "Sensitivity"), ("limitations", "Limitations"),
+            ("benefit_risk", "Benefit and risk"), ("plots", "Plots"),
+            ("posterior", "Posterior summary"), ("sensitivity", "Sensitivity"),
+            ("design", "Designing the next trial"), ("limitations", "Limitations"),
             ("reproducibility", "Reproducibility"))
+#: Sections present only when the run (or the directories given) has something for them.
+OPTIONAL_SECTIONS = ("benefit_risk", "design")
 
 
 class Markup(str):
@@ -171,19 +174,23 @@ def _interval(row: pd.Series, fmt=num, lo: str = "q2.5", hi: str = "q97.5") -> M
 
 
 def _section(key: str, body: str) -> str:
-    number = [k for k, _ in SECTIONS].index(key) + 1
+    """A section; its number is filled in by :func:`render` from the sections present
+    (the placeholder holds '<', which no escaped value from a file can contain)."""
     title = dict(SECTIONS)[key]
-    return f'<section id="{key}"><h2>{number}. {esc(title)}</h2>\n{body}\n</section>\n'
+    return (f'<section id="{key}"><h2><<N:{key}>>. {esc(title)}</h2>\n{body}\n'
+            "</section>\n")
 
 
 # --- banners ------------------------------------------------------------------------------
 
-def check_result(passed: object, value: object = None) -> str:
-    """PASS, FAIL, or "not measured": ``passed`` is None, or a passed check's value is NaN
-    (e.g. the grid error of a sweep's non-primary exact fits). Only FAIL counts as failed."""
+def check_result(passed: object, value: object = None, *, has_value: bool = True) -> str:
+    """PASS, FAIL, or "not measured": ``passed`` is None, or a passed check has no value
+    (null in diagnostics.json: e.g. the grid error of a sweep's non-primary exact fits,
+    or no reference engine for the model). Only FAIL counts as failed."""
     result = {True: "PASS", False: "FAIL"}.get(truthy(passed), "not measured")
     v = _float(value)
-    return "not measured" if result == "PASS" and v is not None and math.isnan(v) else result
+    unmeasured = has_value and (v is None or math.isnan(v))
+    return "not measured" if result == "PASS" and unmeasured else result
 
 
 def failed_checks(run: RunFiles) -> list[str]:
@@ -435,13 +442,22 @@ def diagnostics(run: RunFiles) -> str:
                 row.append(c.get("remedy", "") if cls == "fail" else "")
             rows.append(row)
         engine = entry.get("engine", "")
-        exact = entry.get("exact_engine") or {}
-        extra = (f" Exact engine: {count(exact.get('grid_points'))} grid points per axis"
-                 + (f", grid error {num(exact['grid_error'], 6)}"
-                    if exact.get("grid_error") is not None else "") + "."
-                 if exact else "")
+        details = entry.get("details") if isinstance(entry.get("details"), dict) else {}
+        grid = details.get("engine") if isinstance(details.get("engine"), dict) else {}
+        reference = (details.get("reference") if isinstance(details.get("reference"), dict)
+                     else {})
+        extra = ""
+        if grid.get("grid_points"):
+            extra = (f" Exact engine: {count(grid.get('grid_points'))} grid points per axis"
+                     + (f", grid error {num(grid['grid_error'], 6)}"
+                        if grid.get("grid_error") is not None else "") + ".")
+        if reference:
+            extra += (f" Checked against the {esc(reference.get('engine', ''))} engine"
+                      + (f" ({esc(reference['verdict'])})" if reference.get("verdict")
+                         else "") + ".")
         parts.append(f"<h3>{outcome_heading(outcome)}</h3><p>Engine: {esc(engine)}. Overall: "
-                     f"<strong>{check_result(entry.get('passed'))}</strong>.{extra}"
+                     f"<strong>{check_result(entry.get('passed'), has_value=False)}</strong>."
+                     f"{extra}"
                      "</p>")
         headers = ["check", "result", "value", "threshold", "detail",
                    *(["remedy"] if remedies else [])]
@@ -528,9 +544,12 @@ def models_section(run: RunFiles) -> str:
         spec = None  # a model this version does not know: show what the manifest recorded
     title = model.get("title") or (spec.title if spec else name)
     equations = model.get("equations") or (list(spec.equations) if spec else [])
-    parts = [f"<p><strong>{esc(title)}</strong> (<code>{esc(name)}</code>), for each "
-             "outcome separately; study i has y<sub>i</sub> events among n<sub>i</sub> "
-             "patients.</p>",
+    together = int(model.get("outcomes") or (spec.outcomes if spec else 1)) > 1
+    parts = [f"<p><strong>{esc(title)}</strong> (<code>{esc(name)}</code>), "
+             + ("for the outcomes together; study i has y<sub>ij</sub> events of outcome j "
+                "among n<sub>ij</sub> patients.</p>" if together else
+                "for each outcome separately; study i has y<sub>i</sub> events among "
+                "n<sub>i</sub> patients.</p>"),
              '<div class="eq">' + "<br>".join(pretty_equation(e) for e in equations)
              + "</div>"]
     if spec is not None:
@@ -866,13 +885,120 @@ def reproducibility(run: RunFiles, date: dt.date) -> str:
 
 # --- the document -------------------------------------------------------------------------
 
+def _rho_scenarios(sens: SensitivityFiles, event: str) -> tuple[list, float | None]:
+    """(label, probability, status) of the sweep's scenarios that change the prior of
+    rho, for the joint-probability event, and the primary's value."""
+    varied = dict(zip(sens.sensitivity["scenario"], sens.sensitivity["varied"], strict=False))
+    p = sens.probabilities
+    rows = p[p["quantity"] == event]
+    primary = rows[rows["primary"].map(truthy).fillna(False).astype(bool)]
+    p0 = _float(primary["probability"].iloc[0]) if len(primary) else None
+    found = [(r["label"], _float(r["probability"]), r["status"]) for _, r in rows.iterrows()
+             if varied.get(r["scenario"]) == "correlation_prior"]
+    return found, p0
+
+
+def benefit_risk_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
+    """Benefit and risk together: the joint model, its table beside independence, the
+    plots, what the data say of rho, and (with a sweep) its rho-prior scenarios."""
+    br = run.benefit_risk
+    if br is None or br.empty:
+        return ""
+    spec = run.manifest.get("benefit_risk") or {}
+    correlated = br["correlation_modelled"].map(truthy).fillna(False).astype(bool).any()
+    benefit, risk = spec.get("benefit", "success"), spec.get("risk", "severe_ae")
+    parts = []
+    if correlated:
+        parts.append(f"<p>{outcome_heading(benefit)} and {outcome_heading(risk)} are modelled "
+                     "together, with correlated study effects (the equations are under "
+                     "<em>Model and priors</em>): a study with a higher success rate may have "
+                     "a higher or a lower rate of severe adverse events, and rho says which "
+                     "and how strongly. The correlation is between studies; the papers' "
+                     "counts cannot say whether the patients who respond are those who "
+                     "escape harm. Every joint probability is shown beside what "
+                     "independence (rho = 0) would give.</p>")
+    else:
+        parts.append("<p>The two outcomes are fitted separately, so the joint statements "
+                     "below take benefit and harm to be independent; the joint model "
+                     "(<code>--model joint_logit_normal</code>) lets the data say whether "
+                     "they are.</p>")
+    statement = spec.get("statement")
+    correlation = spec.get("correlation") if isinstance(spec.get("correlation"), dict) else {}
+    if statement:
+        parts.append(f'<p class="headline"><strong>{esc(statement)}</strong></p>')
+    if correlation:
+        parts.append(f"<p class=small>rho: posterior SD {num(correlation.get('posterior_sd'))} "
+                     f"against the prior's {num(correlation.get('prior_sd'))} (ratio "
+                     f"{pct(correlation.get('sd_ratio'))}); P(rho &lt; 0) = "
+                     f"{num(correlation.get('p_negative'), 2)}.</p>")
+    joint = br[br["kind"] == "joint"]
+    rows = [[r["level"], r["event"], Markup(f"{num(r['probability'], 3)}"
+                                            + (f" ± {num(r['mcse'], 3)}" if correlated
+                                               else "")),
+             num(r["independent"], 3)] for _, r in joint.iterrows()]
+    parts.append("<h3>Joint probability</h3>")
+    parts.append(table(["level", "event", "joint model" if correlated else "probability",
+                        "if independent"], rows, numeric=(2, 3)))
+    ncb = br[br["kind"] == "net_benefit"]
+    ncb_rows = [[r["level"], num(r["weight"], 2),
+                 Markup(f"{num(r['probability'], 3)}"
+                        + (f" ± {num(r['mcse'], 3)}" if correlated else "")),
+                 num(r["independent"], 3)] for _, r in ncb.iterrows()]
+    parts.append("<h3>Net clinical benefit</h3><p class=note>P(p<sub>success</sub> − w · "
+                 "p<sub>harm</sub> &gt; 0) for harm weights w (how many benefit events one "
+                 "harm event is worth): the acceptability curve.</p>")
+    parts.append(folded(table(["level", "harm weight w", "joint model" if correlated
+                               else "probability", "if independent"], ncb_rows,
+                              numeric=(1, 2, 3)), len(ncb_rows), "harm weights"))
+    entries, _ = run.plots
+    chosen = [e for e in entries if e.get("name") in ("benefit-risk",
+                                                      "benefit-risk-acceptability")]
+    parts.append(figures(embed_plots(run.path, chosen, [])))
+    if sens is not None and len(joint):
+        event = (f"P(new-study {benefit} > {num(spec.get('benefit_threshold'), 2)} and "
+                 f"{risk} < {num(spec.get('risk_threshold'), 2)})")
+        event_key = (f"P(new-study {benefit} > {spec.get('benefit_threshold'):g} and "
+                     f"{risk} < {spec.get('risk_threshold'):g})")
+        found, p0 = _rho_scenarios(sens, event_key)
+        if found and p0 is not None:
+            crossing = [label for label, p, status in found if p is not None
+                        and str(status).strip() == "ok"
+                        and any((p > level) != (p0 > level) for level in (0.5, 0.95))]
+            parts.append(f"<h3>Across priors of rho (sensitivity sweep)</h3><p>{esc(event)}: "
+                         f"{num(p0, 2)} in the primary analysis.</p>")
+            parts.append(table(["scenario", "probability", "status"],
+                               [[label, num(p, 3), status] for label, p, status in found],
+                               numeric=(1,)))
+            if crossing:
+                parts.append('<p class="headline"><span class="verdict-bad">The data inform '
+                             "mainly the sign of rho; this joint result depends on its "
+                             "prior:</span> it moves across 0.5 or 0.95 under "
+                             f"{esc('; '.join(crossing))}.</p>")
+            else:
+                parts.append("<p>It stays on the same side of 0.5 and 0.95 under every "
+                             "prior of rho in the sweep.</p>")
+    return _section("benefit_risk", "\n".join(parts))
+
+
+def design_html(design) -> str:
+    """The design section, when a design directory is given."""
+    if design is None:
+        return ""
+    from bayes_dress.report.design_section import design_section
+
+    return _section("design", design_section(design))
+
+
 def render(run: RunFiles, sens: SensitivityFiles | None, *, title: str | None,
-           date: dt.date) -> str:
+           date: dt.date, design=None) -> str:
     model = run.manifest.get("model") or {}
     title = title or f"Bayesian meta-analysis: {model.get('title') or 'report'}"
     outcomes = ", ".join(outcome_label(o) for o in outcomes_of(run))
     css = resources.files("bayes_dress.report").joinpath("report.css").read_text(encoding="utf-8")
-    toc = "".join(f'<li><a href="#{key}">{esc(name)}</a></li>' for key, name in SECTIONS)
+    optional = {"benefit_risk": benefit_risk_section(run, sens),
+                "design": design_html(design)}
+    present = [(k, n) for k, n in SECTIONS if k not in OPTIONAL_SECTIONS or optional[k]]
+    toc = "".join(f'<li><a href="#{key}">{esc(name)}</a></li>' for key, name in present)
     body = [
         f"<header><h1>{esc(title)}</h1><p class=meta>Outcomes: {esc(outcomes)} · report "
         f"date {date.isoformat()} · run directory “{esc(run.path.name)}”, created "
@@ -881,13 +1007,16 @@ def render(run: RunFiles, sens: SensitivityFiles | None, *, title: str | None,
         banners(run, sens),
         f'<nav class="toc"><ol>{toc}</ol></nav>',
         headline(run, sens), diagnostics(run), data_section(run), models_section(run),
+        optional["benefit_risk"],
         _section("plots", figures(embed_plots(run.path, *run.plots))
                  or '<p class="note">No plots.</p>'),
-        posterior_section(run), sensitivity_section(run, sens), limitations(run, sens),
-        reproducibility(run, date),
+        posterior_section(run), sensitivity_section(run, sens), optional["design"],
+        limitations(run, sens), reproducibility(run, date),
         '<footer class="small">Written by bayes-dress. Self-contained: no scripts, no '
         "network resources.</footer>",
     ]
+    numbers = {key: i for i, (key, _) in enumerate(present, start=1)}
+    body = [re.sub(r"<<N:(\w+)>>", lambda m: str(numbers[m[1]]), part) for part in body]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(title)}</title><style>\n{css}</style></head>\n<body>\n"

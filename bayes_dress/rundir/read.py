@@ -66,7 +66,47 @@ def read_manifest(path: Path, *, kind: str) -> dict:
                           f"'{manifest.get('kind')}' directory")
     if not isinstance(manifest.get("files"), dict):
         raise RunDirError(f"{file}: 'files' must map file names to SHA-256 hashes")
+    _check_types(file, manifest, MANIFEST_TYPES)
     return manifest
+
+
+#: The JSON type of each manifest key a reader uses, by dotted path ("*": every key of an
+#: object); parents before children. Absent or null keys are not checked. The manifest
+#: holds the other files' hashes but none of its own, so its shape is checked here.
+MANIFEST_TYPES = {
+    "analyses": "object", "analyses.*": "object", "analyses.*.outcomes": "list of strings",
+    "analyses.*.notes": "list", "analyses.*.file": "string",
+    "data": "object", "data.path": "string", "data.sha256": "string",
+    "config": "object", "config.model": "string", "config.sampler": "object",
+    "config.definitions": "object", "config.exclude": "list of strings",
+    "config.priors": "object", "primary_config": "object", "primary_config.model": "string",
+    "model": "object", "model.name": "string", "model.title": "string",
+    "model.equations": "list of strings", "priors": "object", "packages": "object",
+    "platform": "object", "command": "list", "benefit_risk": "object",
+}
+_JSON_TYPES = {
+    "object": lambda v: isinstance(v, dict),
+    "list": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "list of strings": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+}
+
+
+def _values_at(payload: dict, key: str) -> list[tuple[str, object]]:
+    found: list[tuple[str, object]] = [("", payload)]
+    for part in key.split("."):
+        found = [(f"{name}.{k}" if name else str(k), v)
+                 for name, parent in found if isinstance(parent, dict)
+                 for k, v in (parent.items() if part == "*" else [(part, parent.get(part))])]
+    return found
+
+
+def _check_types(file: Path, payload: dict, types: dict[str, str]) -> None:
+    for key, kind in types.items():
+        for name, value in _values_at(payload, key):
+            if value is not None and not _JSON_TYPES[kind](value):
+                raise RunDirError(f"{file}: '{name}' must be a JSON {kind}, not "
+                                  f"{type(value).__name__}")
 
 
 def verified(path: Path, manifest: dict, name: str, *, required: bool = True) -> Path | None:
@@ -132,9 +172,13 @@ def read_plot_index(path: Path) -> tuple[list[dict], list[str]]:
     if not index_file.is_file():
         return [], [f"{path.name} has no {layout.PLOTS_DIR}/{layout.PLOT_INDEX}: no plots "
                     "to show (bayes-dress plot draws them)"]
-    entries = _json_file(index_file)
+    try:
+        entries = _json_file(index_file)
+    except RunDirError as err:
+        return [], [f"{err}: no plots to show (bayes-dress plot redraws them)"]
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise RunDirError(f"{index_file}: expected a JSON list of plot entries")
+        return [], [f"{index_file} is not a list of plot entries: no plots to show "
+                    "(bayes-dress plot redraws them)"]
     kept, notes = [], []
     root = path.resolve()
     for entry in entries:
@@ -145,8 +189,12 @@ def read_plot_index(path: Path) -> tuple[list[dict], list[str]]:
             if not isinstance(relative, str):
                 good = False
                 continue
-            file = (root / relative).resolve()
-            if not file.is_relative_to(root) or not file.is_file():
+            try:
+                file = (root / relative).resolve()
+                inside = file.is_relative_to(root) and file.is_file()
+            except (OSError, ValueError):  # a NUL byte, or a path the system rejects
+                inside = False
+            if not inside:
                 good = False
             elif entry.get(f"{kind}_sha256") not in (None, sha256(file)):
                 good = False

@@ -180,6 +180,16 @@ def run_task(task: Task, cache) -> TaskResult:
         return result
     result.summary, result.probabilities = fit.summary, fit.probabilities
     result.notes = list(fit.notes)
+    if len(fit.outcomes) > 1:
+        from bayes_dress.fitting.benefit_risk import benefit_risk_table
+
+        table = benefit_risk_table([fit], config.benefit_risk)
+        if not table.empty:
+            result.tables["benefit_risk.csv"] = table
+        if "rho" in fit.priors and task.data.n_studies < 2:
+            result.notes.append("one study left: the data say nothing about the "
+                                "correlation rho of the outcomes (its posterior is its "
+                                "prior), so every joint result here restates that prior")
     result.checks = checks_to_records(fit.checks)
     result.problems = [c.message() for c in fit.failures]
     result.status = "diagnostics failed" if fit.failures else "ok"

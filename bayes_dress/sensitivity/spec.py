@@ -21,8 +21,12 @@ from bayes_dress.spec.models import get_model_spec, model_specs, resolve_priors
 from bayes_dress.spec.priors import Prior, parse_prior
 
 COMBINE = ("one_at_a_time", "cross")
-DIMENSIONS = ("model", "heterogeneity_prior", "mean_prior", "definition", "leave_one_out")
-_TOP_KEYS = ("combine", "primary", "dimensions", "headline")
+DIMENSIONS = ("model", "heterogeneity_prior", "mean_prior", "correlation_prior", "definition",
+              "leave_one_out")
+#: The prior dimensions and the role of the parameter each varies.
+PRIOR_DIMENSIONS = (("heterogeneity_prior", "heterogeneity"), ("mean_prior", "mean"),
+                    ("correlation_prior", "correlation"))
+_TOP_KEYS = ("combine", "primary", "dimensions", "headline", "benefit_risk")
 _HEADLINE_KEYS = ("outcome", "quantity", "thresholds")
 
 
@@ -50,6 +54,10 @@ class SweepSpec:
     leave_one_out: bool | tuple[str, ...]
     headlines: tuple[Headline, ...]
     where: str = "sweep spec"
+    #: Priors of a correlation between outcomes (a joint model's rho), per model.
+    correlation_priors: Mapping[str, tuple[Prior, ...]] = field(default_factory=dict)
+    #: Harm weights w whose P(net clinical benefit > 0) is judged for robustness.
+    benefit_risk_weights: tuple[float, ...] = (1.0,)
 
 
 @dataclass(frozen=True)
@@ -118,12 +126,19 @@ def _prior_dimension(raw: Any, dimension: str, role: str, where: str
 
 
 def role_parameter(model: str, role: str) -> str | None:
-    """The parameter playing ``role`` ("heterogeneity" or "mean") in ``model``."""
+    """The parameter playing ``role`` in ``model``: "correlation" (a parameter whose
+    support is a correlation), "heterogeneity" (the first of the spec's heterogeneity
+    parameters that is not a correlation) or "mean" (the first of the others)."""
     spec = get_model_spec(model)
-    heterogeneity = [p for p in spec.parameters if p in spec.heterogeneity]
-    others = [p for p in spec.parameters if p not in spec.heterogeneity]
-    found = heterogeneity if role == "heterogeneity" else others
+    correlation = [p for p, ps in spec.parameters.items() if ps.support == "correlation"]
+    heterogeneity = [p for p in spec.parameters if p in spec.heterogeneity
+                     and p not in correlation]
+    others = [p for p in spec.parameters if p not in spec.heterogeneity
+              and p not in correlation]
+    found = {"correlation": correlation, "heterogeneity": heterogeneity,
+             "mean": others}[role]
     return found[0] if found else None
+
 
 
 def sweep_spec_from_dict(raw: Mapping[str, Any], *, where: str = "sweep spec",
@@ -187,8 +202,24 @@ def sweep_spec_from_dict(raw: Mapping[str, Any], *, where: str = "sweep spec",
                                               where),
         mean_priors=_prior_dimension(dims.get("mean_prior", {}), "mean_prior", "mean",
                                      where),
+        correlation_priors=_prior_dimension(dims.get("correlation_prior", {}),
+                                            "correlation_prior", "correlation", where),
         definitions=definitions, leave_one_out=leave_one_out,
-        headlines=tuple(_headline(h, where) for h in headlines), where=where)
+        headlines=tuple(_headline(h, where) for h in headlines), where=where,
+        benefit_risk_weights=_benefit_risk_weights(raw.get("benefit_risk", {}), where))
+
+
+def _benefit_risk_weights(raw: Any, where: str) -> tuple[float, ...]:
+    if not isinstance(raw, Mapping) or set(raw) - {"weights"}:
+        raise SpecError(f"{where}: [benefit_risk] takes one key, weights (the harm weights "
+                        "whose P(net benefit > 0) is judged), e.g. weights = [1.0]")
+    weights = raw.get("weights", [1.0])
+    if not isinstance(weights, list) or not all(
+            isinstance(w, int | float) and not isinstance(w, bool) and 0 <= w <= 1e3
+            for w in weights):
+        raise SpecError(f"{where}: benefit_risk.weights must be a list of numbers from 0 "
+                        "to 1000")
+    return tuple(float(w) for w in weights)
 
 
 def _headline(raw: Any, where: str) -> Headline:
@@ -214,12 +245,14 @@ def _headline(raw: Any, where: str) -> Headline:
                     tuple(float(t) for t in thresholds))
 
 
-def check_outcomes(spec: SweepSpec, table: StudyTable) -> None:
-    """Every outcome the spec names (definitions, headlines) must be in the data: a typo
-    would otherwise silently drop a dimension or a headline."""
+def check_outcomes(spec: SweepSpec, table: StudyTable, *, headlines: bool = True) -> None:
+    """Every outcome the spec names (definitions, and headlines unless --threshold
+    replaces them) must be in the data: a typo would otherwise silently drop a dimension
+    or a headline."""
     named = [("dimensions.definition", o) for o in
              (spec.definitions if isinstance(spec.definitions, Mapping) else ())]
-    named += [("[[headline]]", h.outcome) for h in spec.headlines]
+    if headlines:
+        named += [("[[headline]]", h.outcome) for h in spec.headlines]
     for place, outcome in named:
         if outcome not in table.outcomes:
             raise SpecError(f"{spec.where}: unknown outcome '{outcome}' in {place}; "
@@ -318,18 +351,17 @@ def expand(spec: SweepSpec, table: StudyTable, *, base: RunConfig,
         # defaults, with any user prior on a parameter they share.
         user = {k: v for k, v in base.priors.items() if k in model_spec.parameters}
         base_priors = resolve_priors(model_spec, user)
-        het = role_parameter(model, "heterogeneity")
-        mean = role_parameter(model, "mean")
-        het_values = spec.heterogeneity_priors.get(model, ())
-        mean_values = spec.mean_priors.get(model, ())
+        varied_priors = [(role_parameter(model, role), values.get(model, ()), dimension)
+                         for (dimension, role), values in zip(
+                             PRIOR_DIMENSIONS, (spec.heterogeneity_priors, spec.mean_priors,
+                                                spec.correlation_priors), strict=True)]
         is_primary = model == base.model
         base_label = (["primary analysis"] if is_primary else ["default priors"]) + [
             f"{k} ~ {base_priors[k]}" for k in user]
         if spec.combine == "one_at_a_time":
             add("primary" if is_primary else "model", model, base_priors, base_label,
                 outcomes, {}, ())
-            for parameter, values, varied in ((het, het_values, "heterogeneity_prior"),
-                                              (mean, mean_values, "mean_prior")):
+            for parameter, values, varied in varied_priors:
                 for prior in values:
                     if str(prior) != str(base_priors[parameter]):
                         add(varied, model, {**base_priors, parameter: prior},
@@ -342,13 +374,12 @@ def expand(spec: SweepSpec, table: StudyTable, *, base: RunConfig,
                 add("leave_one_out", model, base_priors, [f"without {study}"], outcomes,
                     {}, (study,))
             continue
-        het_options = [base_priors[het]] if het and not het_values else list(het_values)
-        mean_options = [base_priors[mean]] if mean and not mean_values else list(mean_values)
-        for het_prior, mean_prior in itertools.product(het_options or [None],
-                                                       mean_options or [None]):
+        options = [([base_priors[parameter]] if parameter and not values else list(values))
+                   or [None] for parameter, values, _ in varied_priors]
+        for chosen in itertools.product(*options):
             priors = dict(base_priors)
             changes = []
-            for parameter, prior in ((het, het_prior), (mean, mean_prior)):
+            for (parameter, _, _), prior in zip(varied_priors, chosen, strict=True):
                 if prior is not None:
                     priors[parameter] = prior
                     if str(prior) != str(base_priors[parameter]):

@@ -28,6 +28,7 @@ from bayes_dress.sensitivity.spec import (
     headlines_for,
 )
 from bayes_dress.sensitivity.tables import (
+    benefit_risk_probabilities,
     probability_table,
     robustness_table,
     sensitivity_table,
@@ -63,7 +64,12 @@ class SweepResult:
 
     @cached_property
     def probabilities(self) -> pd.DataFrame:
-        return probability_table(self.results, self.plan.headlines)
+        """Each headline probability per scenario, and the benefit-risk probabilities
+        (joint, and P(net benefit > 0)) where both outcomes are analysed."""
+        table = probability_table(self.results, self.plan.headlines)
+        extra = benefit_risk_probabilities(self.results, self.plan.config.benefit_risk,
+                                           self.plan.spec.benefit_risk_weights)
+        return pd.concat([table, extra], ignore_index=True) if not extra.empty else table
 
     @cached_property
     def robustness(self) -> pd.DataFrame:
@@ -114,13 +120,18 @@ def plan_sweep(spec: SweepSpec, *, config: RunConfig | None = None,
     prepared = prepare(config.replace(priors={
         k: v for k, v in config.priors.items() if k in primary_parameters}))
     table = prepared.table
-    check_outcomes(spec, table)
+    check_outcomes(spec, table, headlines=not thresholds)
     outcomes = tuple(o for a in prepared.analyses for o in a.outcomes)
     scenarios = expand(spec, table, base=config, outcomes=outcomes)
     headlines = headlines_for(spec, outcomes, thresholds)
     wanted: dict[str, list[float]] = {}
     for headline in headlines:
         wanted.setdefault(headline.outcome, []).extend(headline.thresholds)
+    # Separate fits of the benefit and the harm outcome give the joint probability under
+    # independence from their tail probabilities at the benefit-risk thresholds.
+    br = config.benefit_risk
+    wanted.setdefault(br.benefit, []).append(br.benefit_threshold)
+    wanted.setdefault(br.risk, []).append(br.risk_threshold)
     tasks = make_tasks(scenarios, table, base=config, thresholds=wanted, outcomes=outcomes)
     return SweepPlan(spec=spec, config=config, table=table, outcomes=outcomes,
                      scenarios=scenarios, headlines=headlines, tasks=tasks)

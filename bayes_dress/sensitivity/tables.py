@@ -88,6 +88,69 @@ def probability_table(results: Sequence[TaskResult],
     return pd.DataFrame(rows, columns=PROBABILITY_COLUMNS)
 
 
+def _worst_status(statuses) -> str:
+    statuses = list(statuses)
+    for status in ("not fitted", "diagnostics failed"):
+        if status in statuses:
+            return status
+    return "ok"
+
+
+def benefit_risk_probabilities(results: Sequence[TaskResult], spec, weights
+                               ) -> pd.DataFrame:
+    """Per scenario, the joint probability P(new-study benefit > a and harm < b) and
+    P(net clinical benefit > 0) at ``weights``: from a joint model's own table, or, for
+    separate fits of the two outcomes, the joint probability under independence (the
+    product of their tail probabilities; the net benefit needs joint draws and is not
+    given for them). Rows in :data:`PROBABILITY_COLUMNS`; the event is the quantity and
+    the threshold its benefit threshold."""
+    event = (f"P(new-study {spec.benefit} > {spec.benefit_threshold:g} and "
+             f"{spec.risk} < {spec.risk_threshold:g})")
+    by_scenario: dict[str, list[TaskResult]] = {}
+    for result in results:
+        by_scenario.setdefault(result.scenario.id, []).append(result)
+    rows = []
+    for group in by_scenario.values():
+        scenario = group[0].scenario
+        base = {"scenario": scenario.id, "label": scenario.label,
+                "primary": scenario.primary, "outcome": f"{spec.benefit}+{spec.risk}",
+                "threshold": spec.benefit_threshold}
+        joint = next((r for r in group if "benefit_risk.csv" in r.tables), None)
+        if joint is not None:
+            table = joint.tables["benefit_risk.csv"]
+            new = table[table["quantity"] == "theta_new"]
+            row = new[new["kind"] == "joint"].iloc[0]
+            rows.append({**base, "quantity": event, "probability": row["probability"],
+                         "mcse": row["mcse"], "status": joint.status})
+            for weight in weights:
+                match = new[(new["kind"] == "net_benefit") & np.isclose(new["weight"], weight)]
+                if len(match):
+                    rows.append({**base, "quantity": f"P(new-study net benefit > 0, harm "
+                                 f"weight {weight:g})", "threshold": 0.0,
+                                 "probability": float(match["probability"].iloc[0]),
+                                 "mcse": float(match["mcse"].iloc[0]),
+                                 "status": joint.status})
+            continue
+        benefit = next((r for r in group if _outcomes(r) == (spec.benefit,)), None)
+        risk = next((r for r in group if _outcomes(r) == (spec.risk,)), None)
+        if benefit is None or risk is None:
+            continue
+        status = _worst_status([benefit.status, risk.status])
+        p = np.nan
+        if benefit.probabilities is not None and risk.probabilities is not None:
+            a = benefit.probabilities
+            b = risk.probabilities
+            pa = a[(a["quantity"] == "theta_new")
+                   & np.isclose(a["threshold"], spec.benefit_threshold)]["probability"]
+            pb = b[(b["quantity"] == "theta_new")
+                   & np.isclose(b["threshold"], spec.risk_threshold)]["probability"]
+            if len(pa) and len(pb):
+                p = float(pa.iloc[0]) * (1.0 - float(pb.iloc[0]))
+        rows.append({**base, "quantity": event, "probability": p, "mcse": np.nan,
+                     "status": status})
+    return pd.DataFrame(rows, columns=PROBABILITY_COLUMNS)
+
+
 def robustness_table(probabilities: pd.DataFrame) -> pd.DataFrame:
     """For each headline probability: its range over the scenarios that passed every
     diagnostic, and which of them move it across 0.5 or 0.95 from the primary analysis.
@@ -131,7 +194,10 @@ def robustness_table(probabilities: pd.DataFrame) -> pd.DataFrame:
 
 def _verdict(p0: float, crossings: dict, n: int, quantity: str, threshold: float,
              primary_status: str) -> str:
-    event = f"P({quantity} > {threshold:g})"
+    from bayes_dress.labels import quantity_label
+
+    event = (quantity if quantity.startswith("P(") else
+             f"P({quantity_label(quantity, short=True)} > {threshold:g})")
     if np.isnan(p0):
         if primary_status == "missing":
             return f"{event}: no primary analysis to compare with"

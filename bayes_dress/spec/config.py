@@ -133,6 +133,9 @@ class RunConfig:
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     engine: str = "nuts"
     benefit_risk: BenefitRiskSpec = field(default_factory=BenefitRiskSpec)
+    #: The package's column name -> the data file's, where the automatic match does not
+    #: find it (``--columns events=Responders``).
+    columns: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.engine not in ENGINES:
@@ -183,11 +186,12 @@ class RunConfig:
             "engine": self.engine,
             "sampler": dataclasses.asdict(self.sampler),
             "benefit_risk": self.benefit_risk.to_dict(),
+            "columns": dict(self.columns),
         }
 
 
 _TOP_KEYS = {"model", "data", "outcomes", "priors", "definitions", "exclude", "thresholds",
-             "sampler", "engine", "benefit_risk"}
+             "sampler", "engine", "benefit_risk", "columns"}
 _BENEFIT_RISK_KEYS = {"benefit", "risk", "benefit_threshold", "risk_threshold", "weights"}
 _SAMPLER_KEYS = {f.name for f in dataclasses.fields(SamplerSettings)}
 
@@ -226,13 +230,14 @@ def config_from_dict(raw: Mapping[str, Any], *, where: str = "config",
     if unknown:
         raise SpecError(f"{where}: unknown key 'sampler.{sorted(unknown)[0]}'; valid: "
                         f"{choices(_SAMPLER_KEYS)}")
-    for key in ("priors", "definitions"):
+    for key in ("priors", "definitions", "columns"):
         table = raw.get(key, {})
         if not isinstance(table, Mapping) or not all(isinstance(v, str) for v in
                                                       table.values()):
             raise SpecError(f"{where}: [{key}] must map names to strings, e.g. "
-                            + ('tau = "HalfNormal(0.5)"' if key == "priors"
-                               else 'success = "evaluable"'))
+                            + {"priors": 'tau = "HalfNormal(0.5)"',
+                               "definitions": 'success = "evaluable"',
+                               "columns": 'events = "Responders"'}[key])
     for key in ("outcomes", "exclude", "thresholds"):
         if key in raw and not isinstance(raw[key], list):
             raise SpecError(f"{where}: '{key}' must be a list")
@@ -278,4 +283,5 @@ def config_from_dict(raw: Mapping[str, Any], *, where: str = "config",
         sampler=sampler,
         engine=raw.get("engine", "nuts"),
         benefit_risk=benefit_risk,
+        columns=dict(raw.get("columns", {})),
     )

@@ -175,6 +175,31 @@ def _from_arrow(trace, variables: list[str], coords: Mapping[str, list]
     return posterior.assign_coords(sample_coords), statistics.assign_coords(sample_coords)
 
 
+#: How often a running sampler is polled: Python's signal handlers (Ctrl-C, SIGTERM) run
+#: between polls, which a blocking wait inside nutpie's Rust code would not let them do.
+POLL_SECONDS = 0.02
+
+
+def _finished(sampler) -> bool:
+    # nutpie's ``is_finished`` property raises TimeoutError while the sampler runs.
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:
+        return False
+
+
+def _wait(sampler):
+    """The raw trace of a background nutpie sampler, polled so that an interrupt or a
+    termination stops the sampler (its threads) and propagates at once."""
+    try:
+        while not _finished(sampler):
+            time.sleep(POLL_SECONDS)
+        return sampler.wait()
+    except BaseException:
+        sampler.cancel()
+        raise
+
+
 def sample_posterior(model: Model, data: AnalysisData, priors: Mapping[str, Prior],
                      settings: SamplerSettings, *, seed: np.random.SeedSequence,
                      cache: CompiledModelCache | None = None,
@@ -199,10 +224,11 @@ def sample_posterior(model: Model, data: AnalysisData, priors: Mapping[str, Prio
         padded_data = padded(data, n_slots)
         compiled = (cache or COMPILED_MODELS).get(model, padded_data, priors, shared,
                                                   progress=progress)
-        trace = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
-                              chains=settings.chains, cores=cores, seed=sampler_seed,
-                              target_accept=settings.target_accept, save_warmup=False,
-                              progress_bar=False, return_raw_trace=True)
+        sampler = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
+                                chains=settings.chains, cores=cores, seed=sampler_seed,
+                                target_accept=settings.target_accept, save_warmup=False,
+                                progress_bar=False, return_raw_trace=True, blocking=False)
+        trace = _wait(sampler)
         posterior, stats = _from_arrow(trace, list(model.sampled),
                                        model.coords(padded_data))
         stats.attrs.update(inference_library="nutpie",
