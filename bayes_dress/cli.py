@@ -287,8 +287,16 @@ def fit(config_path, out, overwrite, strict, report, quiet, benefit_threshold,
               help="A TOML sweep spec [the bundled default sweep].")
 @click.option("--jobs", type=click.IntRange(min=1, max=256),
               help="Worker processes [one per core]; 1 fits in this process.")
+@click.option("--combine", type=click.Choice(("one_at_a_time", "cross")),
+              help="Vary one dimension at a time around the primary analysis, or cross "
+                   "them all [the spec's].")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run the fits on Dask: 'local' (a LocalCluster sized to this machine) "
+                   "or a scheduler's address, e.g. tcp://10.0.0.5:8786 [the spec's "
+                   "'scheduler' key, else $BAYES_DRESS_SCHEDULER, else this machine's "
+                   "processes].")
 @user_errors
-def sensitivity(spec_path, jobs, out, overwrite, strict, quiet, **flags):
+def sensitivity(spec_path, jobs, combine, scheduler, out, overwrite, strict, quiet, **flags):
     """Refit under every scenario of a sweep spec and judge whether conclusions hold.
 
     Fit flags (--prior, --definition, --exclude, --draws, --engine, ...) change the
@@ -304,17 +312,27 @@ def sensitivity(spec_path, jobs, out, overwrite, strict, quiet, **flags):
     from bayes_dress.sensitivity.write import write_sweep
 
     spec = load_sweep_spec(spec_path)
+    if combine:
+        import dataclasses
+
+        spec = dataclasses.replace(spec, combine=combine)
     config = apply_flags(spec.primary, **flags)
     plan = plan_sweep(spec, config=config, thresholds=flags["thresholds"] or None)
     out = out or default_run_dir("sensitivity")
     check_destination(out, overwrite=overwrite)
     click.echo(f"{len(plan.scenarios)} scenarios, {len(plan.tasks)} fits "
                f"({plan.spec.combine}), from {plan.spec.where}", err=True)
+    from bayes_dress.executors import resolve_scheduler
+
+    scheduler = resolve_scheduler(scheduler, spec.scheduler)
+    if scheduler:
+        click.echo(f"fits run on Dask ({scheduler})", err=True)
     with click.progressbar(length=len(plan.tasks), label="fits", show_eta=True,
                            show_pos=True, file=sys.stderr,
                            item_show_func=lambda r: r and f"{r.scenario.id} {r.outcome}"
                            ) as bar:
-        result = run_sweep(plan, jobs=jobs, progress=lambda r: bar.update(1, r))
+        result = run_sweep(plan, jobs=jobs, scheduler=scheduler,
+                           progress=lambda r: bar.update(1, r))
     progress("writing tables and plots")
     write_sweep(result, out, overwrite=overwrite)
     for row in result.robustness.itertuples():

@@ -1,28 +1,25 @@
-"""Running a sweep: every (scenario, outcome) fit, in parallel, sharing compiled models.
+"""Running a sweep: every (scenario, analysis) fit, on an executor, sharing compiled models.
 
 Each fit is :func:`bayes_dress.fitting.fit_analysis`, exactly as ``bayes-dress fit`` runs
 it (same seeds, sampler settings and diagnostics), so a one-scenario sweep reproduces a
 fit. Speed comes from not recompiling: a fit's compiled model depends only on its
-structure (:func:`bayes_dress.engines.nuts.structure_key`), prior families share switch
-graphs, and every fit is padded to the sweep's largest study count, so the default sweep
-compiles one model per model type. Worker processes keep their own compiled models, and
-the scheduler sends each worker fits of the structures it has already compiled, so a
-structure is compiled once unless many of its fits remain when a worker falls idle.
-Every scenario uses the same seed: common random numbers make differences between
-scenarios less noisy than independent runs would.
+structure (:func:`bayes_dress.engines.nuts.structure_key`, the task's ``key()``), prior
+families share switch graphs, and every fit is padded to the sweep's largest study
+count, so the default sweep compiles one model per model type (and the primary analysis
+its own, to be fitted exactly as ``fit`` fits it). Workers keep their compiled models,
+and the executor (:mod:`bayes_dress.executors`: this machine's processes, or Dask) sends
+each worker fits of the structures it already holds. Every scenario uses the same seed:
+common random numbers make differences between scenarios less noisy than independent
+runs would.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import os
 import time
-import traceback
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 
 import pandas as pd
 
@@ -38,12 +35,6 @@ from bayes_dress.sensitivity.spec import Scenario
 from bayes_dress.spec.config import RunConfig
 from bayes_dress.spec.models import get_model_spec
 from bayes_dress.spec.priors import can_share
-
-#: A worker with nothing of its own left compiles a structure another worker holds
-#: when at least this many of its fits are still waiting. By then the other worker has
-#: put it in the disk cache (bayes_dress.engines.nuts.compiled), so this compile is a load of about
-#: 1 s, two to four fits' time, while an idle worker would leave a core unused.
-DUPLICATE_COMPILE_MIN_TASKS = 4
 
 
 @dataclass(frozen=True)
@@ -199,135 +190,73 @@ def run_task(task: Task, cache) -> TaskResult:
     return result
 
 
-def _worker(connection, cores_per_fit: int) -> None:
-    # One BLAS thread per worker: the workers already fill the cores, and OpenBLAS's own
-    # threads (one per core by default) would only contend with them.
-    from threadpoolctl import threadpool_limits
+class WorkerContext:
+    """What a worker process keeps between fits: its compiled models; each NUTS fit
+    samples its chains on one core (the workers already fill the cores)."""
 
-    threadpool_limits(1)
-    from bayes_dress.engines.nuts import CompiledModelCache
+    cores: int | None = 1
 
-    cache = CompiledModelCache()
-    while True:
-        task = connection.recv()
-        if task is None:
-            return
-        if task.config.engine == "nuts":
-            task = dataclasses.replace(
-                task, config=task.config.replace(sampler_cores=cores_per_fit))
-        try:
-            result = run_task(task, cache)
-        except Exception:
-            result = TaskResult(index=task.index, scenario=task.scenario,
-                                outcome=task.outcome, status="not fitted",
-                                problems=["internal error: "
-                                          + traceback.format_exc(limit=3).replace("\n", " ")])
-        connection.send(result)
+    def __init__(self):
+        from bayes_dress.engines.nuts import CompiledModelCache
+
+        self.cache = CompiledModelCache()
+
+
+class InlineContext(WorkerContext):
+    """Fits in this process: the process-wide compiled models, chains on every core."""
+
+    cores = None
+
+    def __init__(self):
+        from bayes_dress.engines.nuts import COMPILED_MODELS
+
+        self.cache = COMPILED_MODELS
+
+
+def fit_task(task: Task, context: WorkerContext) -> TaskResult:
+    """One task on an executor (module level, so that any executor can run it)."""
+    if task.config.engine == "nuts" and context.cores is not None:
+        task = dataclasses.replace(
+            task, config=task.config.replace(sampler_cores=context.cores))
+    return run_task(task, context.cache)
+
+
+def _not_run(task: Task, reason: str) -> TaskResult:
+    """A task whose worker died twice (or that raised): flagged, never an exception."""
+    return TaskResult(index=task.index, scenario=task.scenario, outcome=task.outcome,
+                      status="not fitted", outcomes=task.outcomes,
+                      problems=[f"not run: {reason}"])
 
 
 Progress = Callable[[TaskResult], None]
 
 
 def run_tasks(tasks: Sequence[Task], *, jobs: int | None = None,
-              progress: Progress | None = None) -> list[TaskResult]:
-    """Run every task, in ``jobs`` worker processes (default: one per core).
+              scheduler: str | None = None, progress: Progress | None = None
+              ) -> list[TaskResult]:
+    """Run every task on an executor (:mod:`bayes_dress.executors`).
 
     Parameters
     ----------
     tasks : sequence of Task
     jobs : int, optional
-        Worker processes. ``1`` runs in this process, reusing the models it has
-        compiled before (:data:`bayes_dress.engines.nuts.COMPILED_MODELS`).
+        Worker processes on this machine (default one per core); ``1`` runs in this
+        process, reusing the models it has compiled before.
+    scheduler : str, optional
+        ``"local"`` (a Dask LocalCluster) or a Dask scheduler's address; default: this
+        machine's worker processes.
     progress : callable, optional
         Called with each result as it arrives.
 
     Returns
     -------
     list of TaskResult
-        In task order.
+        In task order, the same for every executor (each fit owns its seeds).
     """
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
-    if jobs == 1:
-        from bayes_dress.engines.nuts import COMPILED_MODELS
+    from bayes_dress.executors import InlineExecutor, get_executor
 
-        results = []
-        for task in tasks:
-            results.append(run_task(task, COMPILED_MODELS))
-            if progress:
-                progress(results[-1])
-        return results
-    return _run_parallel(tasks, jobs, progress)
-
-
-def _run_parallel(tasks: Sequence[Task], jobs: int, progress: Progress | None
-                  ) -> list[TaskResult]:
-    # fork: workers inherit the imported libraries instead of importing them again
-    # (seconds each); nothing has started sampling threads in this process yet.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    pending: dict[object, deque[Task]] = defaultdict(deque)
-    for task in tasks:
-        pending[task.key()].append(task)
-    workers, connections, held = [], [], []
-    cores_per_fit = 1
-    for _ in range(jobs):
-        parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(child, cores_per_fit), daemon=True)
-        process.start()
-        child.close()
-        workers.append(process)
-        connections.append(parent)
-        held.append(set())
-
-    # A worker left without a task stays idle: every structure with fits waiting is
-    # then held by a busy worker, which takes them (pending only shrinks, and a
-    # structure nobody holds is always taken), so all fits run.
-    def next_task(worker: int) -> Task | None:
-        ready = [k for k in pending if pending[k]]
-        if not ready:
-            return None
-        own = [k for k in ready if k is None or k in held[worker]]
-        fresh = [k for k in ready if not any(k in h for h in held)]
-        crowded = [k for k in ready if len(pending[k]) >= DUPLICATE_COMPILE_MIN_TASKS]
-        for choice in (own, fresh, crowded):
-            if choice:
-                key = max(choice, key=lambda k: len(pending[k]))
-                if key is not None:
-                    held[worker].add(key)
-                return pending[key].popleft()
-        return None
-
-    results: dict[int, TaskResult] = {}
-    busy: dict[object, int] = {}
-    try:
-        for worker, connection in enumerate(connections):
-            task = next_task(worker)
-            if task is not None:
-                connection.send(task)
-                busy[connection] = worker
-        while busy:
-            for connection in wait(list(busy)):
-                worker = busy.pop(connection)
-                try:
-                    result = connection.recv()
-                except EOFError:
-                    raise BayesDressError("a sweep worker process died (out of memory?); "
-                                          "rerun with --jobs 1 to fit in this process") from None
-                results[result.index] = result
-                if progress:
-                    progress(result)
-                task = next_task(worker)
-                if task is not None:
-                    connection.send(task)
-                    busy[connection] = worker
-    finally:
-        for connection in connections:
-            try:
-                connection.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-        for process in workers:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
-    return [results[t.index] for t in tasks]
+    with get_executor(scheduler, jobs=jobs, n_tasks=len(tasks)) as executor:
+        factory = InlineContext if isinstance(executor, InlineExecutor) else WorkerContext
+        report = (lambda result, done, total: progress(result)) if progress else None
+        return executor.execute(list(tasks), fit_task, context_factory=factory,
+                                progress=report, on_failure=_not_run)

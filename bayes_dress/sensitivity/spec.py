@@ -26,7 +26,7 @@ DIMENSIONS = ("model", "heterogeneity_prior", "mean_prior", "correlation_prior",
 #: The prior dimensions and the role of the parameter each varies.
 PRIOR_DIMENSIONS = (("heterogeneity_prior", "heterogeneity"), ("mean_prior", "mean"),
                     ("correlation_prior", "correlation"))
-_TOP_KEYS = ("combine", "primary", "dimensions", "headline", "benefit_risk")
+_TOP_KEYS = ("combine", "primary", "dimensions", "headline", "benefit_risk", "scheduler")
 _HEADLINE_KEYS = ("outcome", "quantity", "thresholds")
 
 
@@ -58,6 +58,9 @@ class SweepSpec:
     correlation_priors: Mapping[str, tuple[Prior, ...]] = field(default_factory=dict)
     #: Harm weights w whose P(net clinical benefit > 0) is judged for robustness.
     benefit_risk_weights: tuple[float, ...] = (1.0,)
+    #: Where the fits run: None (this machine), "local" (a Dask LocalCluster) or a Dask
+    #: scheduler's address; --scheduler and $BAYES_DRESS_SCHEDULER override it.
+    scheduler: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,17 @@ def sweep_spec_from_dict(raw: Mapping[str, Any], *, where: str = "sweep spec",
                                             "correlation_prior", "correlation", where),
         definitions=definitions, leave_one_out=leave_one_out,
         headlines=tuple(_headline(h, where) for h in headlines), where=where,
-        benefit_risk_weights=_benefit_risk_weights(raw.get("benefit_risk", {}), where))
+        benefit_risk_weights=_benefit_risk_weights(raw.get("benefit_risk", {}), where),
+        scheduler=_scheduler(raw.get("scheduler"), where))
+
+
+def _scheduler(raw: Any, where: str) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        raise SpecError(f"{where}: 'scheduler' must be \"local\" or a Dask scheduler's "
+                        "address, e.g. \"tcp://10.0.0.5:8786\"")
+    return raw.strip()
 
 
 def _benefit_risk_weights(raw: Any, where: str) -> tuple[float, ...]:

@@ -137,8 +137,8 @@ def plan_sweep(spec: SweepSpec, *, config: RunConfig | None = None,
                      scenarios=scenarios, headlines=headlines, tasks=tasks)
 
 
-def run_sweep(plan: SweepPlan, *, jobs: int | None = None, progress: Progress | None = None
-              ) -> SweepResult:
+def run_sweep(plan: SweepPlan, *, jobs: int | None = None, scheduler: str | None = None,
+              progress: Progress | None = None) -> SweepResult:
     """Fit every scenario of ``plan``.
 
     Parameters
@@ -147,6 +147,10 @@ def run_sweep(plan: SweepPlan, *, jobs: int | None = None, progress: Progress | 
         From :func:`plan_sweep`.
     jobs : int, optional
         Worker processes; default one per core. ``1`` fits in this process.
+    scheduler : str, optional
+        ``"local"`` (a Dask LocalCluster sized to the machine) or the address of a
+        running Dask scheduler (``tcp://host:port``); default: this machine's worker
+        processes. The results are the same whichever runs them.
     progress : callable, optional
         Called with each :class:`TaskResult` as it finishes.
 
@@ -155,5 +159,5 @@ def run_sweep(plan: SweepPlan, *, jobs: int | None = None, progress: Progress | 
     SweepResult
     """
     start = time.perf_counter()
-    results = run_tasks(plan.tasks, jobs=jobs, progress=progress)
+    results = run_tasks(plan.tasks, jobs=jobs, scheduler=scheduler, progress=progress)
     return SweepResult(plan=plan, results=results, wall_time=time.perf_counter() - start)
