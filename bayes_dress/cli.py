@@ -9,72 +9,22 @@ Commands that only read or list (``--help``, ``models``, ``data``, ``plot``,
 
 from __future__ import annotations
 
-import functools
-import signal
 import sys
 from pathlib import Path
 
 import click
 
-from bayes_dress.errors import BayesDressError, SpecError, choices
+from bayes_dress.cli_support import (
+    EXIT_DIAGNOSTICS,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    Progress,
+    one_line,
+    user_errors,
+)
+from bayes_dress.design.cli import design_command
+from bayes_dress.errors import SpecError, choices
 from bayes_dress.spec.config import ENGINES, SAMPLERS, RunConfig, load_config
-
-EXIT_USER_ERROR = 2
-EXIT_DIAGNOSTICS = 1
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised where the process is, so that cleanup runs as for Ctrl-C."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
-
-
-def one_line(message: str) -> str:
-    """``message`` with line breaks and other control characters escaped (``\\n``), so
-    that a value read from a user's file cannot split an error over several lines."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
-
-
-def user_errors(command):
-    """Turn :class:`BayesDressError` into a one-line message and a non-zero exit, and
-    Ctrl-C or SIGTERM into a one-line message and exit 130 or 143."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-        try:
-            return command(*args, **kwargs)
-        except BayesDressError as err:
-            click.echo(f"error: {one_line(str(err))}", err=True)
-            sys.exit(EXIT_USER_ERROR)
-        except KeyboardInterrupt:
-            # Off the terminal's "^C" first; a pipe gets exactly one line.
-            start = "\n" if sys.stderr.isatty() else ""
-            click.echo(f"{start}interrupted: nothing was written", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        except Terminated:
-            click.echo("terminated: nothing was written", err=True)
-            sys.exit(EXIT_TERMINATED)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-    return wrapper
-
-
-class Progress:
-    """What a long command is doing, one line at a time on stderr, on a terminal only
-    (quiet when piped, and with ``--quiet``)."""
-
-    def __init__(self, quiet: bool = False):
-        self.enabled = not quiet and sys.stderr.isatty()
-
-    def __call__(self, message: str) -> None:
-        if self.enabled:
-            click.echo(f"… {one_line(message)}", err=True)
 
 
 def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
@@ -405,15 +355,18 @@ def data_command(data, outcomes, definitions, exclude, columns):
 @main.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("sens_dir", required=False, type=click.Path(path_type=Path))
+@click.option("--design", "design_dir", type=click.Path(path_type=Path),
+              help="A design directory (bayes-dress design) to add as a section.")
 @user_errors
-def report_command(run_dir, sens_dir):
+def report_command(run_dir, sens_dir, design_dir):
     """Write RUN_DIR/report.html: a self-contained HTML report of a run.
 
-    SENS_DIR, a sensitivity-sweep directory, adds its scenarios and robustness checks.
+    SENS_DIR, a sensitivity-sweep directory, adds its scenarios and robustness checks;
+    --design adds the design of the next trial.
     """
     from bayes_dress.report import write_report
 
-    click.echo(f"Report written to {write_report(run_dir, sens_dir)}")
+    click.echo(f"Report written to {write_report(run_dir, sens_dir, design_dir=design_dir)}")
 
 
 @main.command("models")
@@ -458,6 +411,8 @@ def plot_command(run_dir, benefit_threshold, risk_threshold):
     if note:
         click.echo(note)
 
+
+main.add_command(design_command)
 
 if __name__ == "__main__":
     main()

@@ -20,21 +20,25 @@ REPORT_NAME = REPORT
 
 
 def render_report(run_dir: str | Path, sensitivity_dir: str | Path | None = None, *,
-                  title: str | None = None, date: dt.date | None = None) -> str:
+                  title: str | None = None, date: dt.date | None = None,
+                  design_dir: str | Path | None = None) -> str:
     """The report of a run as one HTML document (a string); nothing is written.
 
     Parameters and errors as :func:`write_report`; ``date`` defaults to today.
     """
     from bayes_dress.report.sections import render
+    from bayes_dress.rundir.design_read import load_design
     from bayes_dress.rundir.read import load_run, load_sweep
 
     run = load_run(run_dir)
     sweep = load_sweep(sensitivity_dir) if sensitivity_dir is not None else None
-    return render(run, sweep, title=title, date=date or dt.date.today())
+    design = load_design(design_dir) if design_dir is not None else None
+    return render(run, sweep, title=title, date=date or dt.date.today(), design=design)
 
 
 def write_report(run_dir: str | Path, sensitivity_dir: str | Path | None = None, *,
-                 title: str | None = None, date: dt.date | None = None) -> Path:
+                 title: str | None = None, date: dt.date | None = None,
+                 design_dir: str | Path | None = None) -> Path:
     """Write ``RUN_DIR/report.html``, a self-contained HTML report of a run.
 
     The file is written to a temporary name and moved into place, so a reader never sees
@@ -51,6 +55,8 @@ def write_report(run_dir: str | Path, sensitivity_dir: str | Path | None = None,
         The report's title. Default: the model's title and the outcomes.
     date : datetime.date, optional
         The date printed on the report. Default: today.
+    design_dir : str or Path, optional
+        A design directory written by ``bayes-dress design``; adds its section.
 
     Returns
     -------
@@ -64,7 +70,8 @@ def write_report(run_dir: str | Path, sensitivity_dir: str | Path | None = None,
     OutputError
         ``report.html`` cannot be written.
     """
-    html = render_report(run_dir, sensitivity_dir, title=title, date=date)
+    html = render_report(run_dir, sensitivity_dir, title=title, date=date,
+                         design_dir=design_dir)
     out = Path(run_dir) / REPORT
     try:
         atomic_write_text(out, html)

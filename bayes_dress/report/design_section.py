@@ -13,9 +13,7 @@ import math
 
 import pandas as pd
 
-from bayes_dress.report.images import embed_plots
-from bayes_dress.report.sections import (
-    SECTIONS,
+from bayes_dress.report.html import (
     Markup,
     bullets,
     esc,
@@ -26,25 +24,13 @@ from bayes_dress.report.sections import (
     table,
     truthy,
 )
+from bayes_dress.report.images import embed_plots
 
-KEY = "design"
-TITLE = "Designing the next trial"
 LEVEL_WORDS = {"none": "NO USABLE INFORMATION", "weak": "LITTLE INFORMATION",
                "informative": "INFORMATIVE"}
 PRIOR_NAMES = {"exact": "exact MAP (numerical integration)", "draws": "NUTS draws",
                "mixture": "Beta mixture (RBesT automixfit)", "robust": "robust prior (the "
                "trial's)"}
-
-
-def _wrap(body: str) -> str:
-    """The section, numbered like the others once the report lists it in SECTIONS."""
-    keys = [k for k, _ in SECTIONS]
-    if KEY in keys:
-        number = keys.index(KEY) + 1
-        title = dict(SECTIONS)[KEY]
-        return (f'<section id="{KEY}"><h2>{number}. {esc(title)}</h2>\n{body}\n'
-                "</section>\n")
-    return f'<section id="{KEY}"><h2>{esc(TITLE)}</h2>\n{body}\n</section>\n'
 
 
 def _value(v) -> float | None:
@@ -212,8 +198,9 @@ def _sensitivity(design) -> str:
 
 
 def design_section(design, *, run=None) -> str:
-    """The report section of a loaded design directory (a
-    :class:`~bayes_dress.rundir.design_read.SavedDesign`), as HTML.
+    """The body of the report's design section for a loaded design directory (a
+    :class:`~bayes_dress.rundir.design_read.SavedDesign`), as HTML; the report wraps it
+    (``sections._section("design", ...)``), numbered with the other sections.
 
     ``run`` (a SavedRun, optional): the report's run; a banner says so when the design
     was made from another run (its manifest's SHA-256 differs).
@@ -247,4 +234,4 @@ def design_section(design, *, run=None) -> str:
                  f"</code> (its manifest's SHA-256 "
                  f"<code>{esc(str(run_record.get('manifest_sha256', ''))[:16])}…</code>), "
                  f"created {esc(design.manifest.get('created', '?'))}.</p>")
-    return _wrap("\n".join(p for p in parts if p))
+    return "\n".join(p for p in parts if p)

@@ -21,7 +21,7 @@ import pandas as pd
 from bayes_dress.errors import RunDirError
 from bayes_dress.rundir import layout
 from bayes_dress.rundir.atomic import sha256
-from bayes_dress.rundir.read import read_csv, read_plot_index, verified
+from bayes_dress.rundir.read import read_csv, read_manifest, read_plot_index, verified
 
 KIND = "design"
 DESIGN_JSON = "design.json"
@@ -46,27 +46,7 @@ def _directory(path: str | Path) -> Path:
 
 def read_design_manifest(path: Path) -> dict:
     """``manifest.json`` of a design directory, of a readable format version."""
-    file = path / layout.MANIFEST
-    if not file.is_file():
-        raise RunDirError(f"'{path}' is not a {WHAT}: it has no {layout.MANIFEST}")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise RunDirError(f"{file}: cannot be read as JSON ({err})") from None
-    if not isinstance(manifest, dict):
-        raise RunDirError(f"{file}: expected a JSON object, not a bayes-dress manifest")
-    version = manifest.get("format", 1)
-    if version not in layout.READABLE_VERSIONS:
-        readable = ", ".join(map(str, layout.READABLE_VERSIONS))
-        raise RunDirError(f"'{path}' is a format-{version} directory; this version of "
-                          f"bayes-dress reads format {readable}: rerun bayes-dress design "
-                          "to remake it")
-    if manifest.get("kind") != KIND:
-        raise RunDirError(f"'{path}' is not a {WHAT}: its manifest says it is a "
-                          f"'{manifest.get('kind')}' directory")
-    if not isinstance(manifest.get("files"), dict):
-        raise RunDirError(f"{file}: 'files' must map file names to SHA-256 hashes")
-    return manifest
+    return read_manifest(path, kind=KIND)
 
 
 def _table(path: Path, manifest: dict, name: str) -> pd.DataFrame:

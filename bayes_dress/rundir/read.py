@@ -42,10 +42,13 @@ def _directory(path: str | Path, what: str) -> Path:
 
 
 def read_manifest(path: Path, *, kind: str) -> dict:
-    """``manifest.json`` of a directory of ``kind`` ("run" or "sweep"), of a readable
-    format version."""
+    """``manifest.json`` of a directory of ``kind`` ("run", "sweep", "design" or
+    "calibration"), of a readable format version."""
     what = {"run": "run directory (written by bayes-dress fit)",
-            "sweep": "sensitivity directory (written by bayes-dress sensitivity)"}[kind]
+            "sweep": "sensitivity directory (written by bayes-dress sensitivity)",
+            "design": "design directory (written by bayes-dress design)",
+            "calibration": "calibration directory (written by bayes-dress calibrate)",
+            }[kind]
     file = path / layout.MANIFEST
     if not file.is_file():
         raise RunDirError(f"'{path}' is not a {what}: it has no {layout.MANIFEST}")
@@ -58,9 +61,11 @@ def read_manifest(path: Path, *, kind: str) -> dict:
     version = manifest.get("format", 1)
     if version not in layout.READABLE_VERSIONS:
         readable = ", ".join(map(str, layout.READABLE_VERSIONS))
+        command = {"run": "fit", "sweep": "sensitivity", "design": "design",
+                   "calibration": "calibrate"}[kind]
         raise RunDirError(f"'{path}' is a format-{version} directory; this version of "
                           f"bayes-dress reads format {readable}: rerun bayes-dress "
-                          f"{'fit' if kind == 'run' else 'sensitivity'} to remake it")
+                          f"{command} to remake it")
     if manifest.get("kind") != kind:
         raise RunDirError(f"'{path}' is not a {what}: its manifest says it is a "
                           f"'{manifest.get('kind')}' directory")

@@ -61,6 +61,9 @@ class SweepSpec:
     #: Where the fits run: None (this machine), "local" (a Dask LocalCluster) or a Dask
     #: scheduler's address; --scheduler and $BAYES_DRESS_SCHEDULER override it.
     scheduler: str | None = None
+    #: The bundled default spec: its headlines name the bundled outcomes, so on other
+    #: data those it cannot judge are skipped instead of refused.
+    bundled: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,11 @@ def default_spec_path() -> Path:
 
 def load_sweep_spec(path: str | Path | None = None) -> SweepSpec:
     """Read and validate a sweep spec (the bundled default when ``path`` is None)."""
+    bundled = path is None
     path = Path(path) if path is not None else default_spec_path()
     raw = read_toml(path, what="sweep spec")
-    return sweep_spec_from_dict(raw, where=str(path), base=path.parent)
+    return replace(sweep_spec_from_dict(raw, where=str(path), base=path.parent),
+                   bundled=bundled)
 
 
 def _prior_dimension(raw: Any, dimension: str, role: str, where: str

@@ -120,7 +120,7 @@ def plan_sweep(spec: SweepSpec, *, config: RunConfig | None = None,
     prepared = prepare(config.replace(priors={
         k: v for k, v in config.priors.items() if k in primary_parameters}))
     table = prepared.table
-    check_outcomes(spec, table, headlines=not thresholds)
+    check_outcomes(spec, table, headlines=not thresholds and not spec.bundled)
     outcomes = tuple(o for a in prepared.analyses for o in a.outcomes)
     scenarios = expand(spec, table, base=config, outcomes=outcomes)
     headlines = headlines_for(spec, outcomes, thresholds)
