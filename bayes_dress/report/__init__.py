@@ -21,7 +21,8 @@ REPORT_NAME = REPORT
 
 def render_report(run_dir: str | Path, sensitivity_dir: str | Path | None = None, *,
                   title: str | None = None, date: dt.date | None = None,
-                  design_dir: str | Path | None = None) -> str:
+                  design_dir: str | Path | None = None,
+                  calibration_dir: str | Path | None = None) -> str:
     """The report of a run as one HTML document (a string); nothing is written.
 
     Parameters and errors as :func:`write_report`; ``date`` defaults to today.
@@ -33,12 +34,19 @@ def render_report(run_dir: str | Path, sensitivity_dir: str | Path | None = None
     run = load_run(run_dir)
     sweep = load_sweep(sensitivity_dir) if sensitivity_dir is not None else None
     design = load_design(design_dir) if design_dir is not None else None
-    return render(run, sweep, title=title, date=date or dt.date.today(), design=design)
+    calibration = None
+    if calibration_dir is not None:
+        from bayes_dress.calibration import load_calibration
+
+        calibration = load_calibration(calibration_dir)
+    return render(run, sweep, title=title, date=date or dt.date.today(), design=design,
+                  calibration=calibration)
 
 
 def write_report(run_dir: str | Path, sensitivity_dir: str | Path | None = None, *,
                  title: str | None = None, date: dt.date | None = None,
-                 design_dir: str | Path | None = None) -> Path:
+                 design_dir: str | Path | None = None,
+                 calibration_dir: str | Path | None = None) -> Path:
     """Write ``RUN_DIR/report.html``, a self-contained HTML report of a run.
 
     The file is written to a temporary name and moved into place, so a reader never sees
@@ -57,6 +65,8 @@ def write_report(run_dir: str | Path, sensitivity_dir: str | Path | None = None,
         The date printed on the report. Default: today.
     design_dir : str or Path, optional
         A design directory written by ``bayes-dress design``; adds its section.
+    calibration_dir : str or Path, optional
+        A calibration directory written by ``bayes-dress calibrate``; adds its section.
 
     Returns
     -------
@@ -71,7 +81,7 @@ def write_report(run_dir: str | Path, sensitivity_dir: str | Path | None = None,
         ``report.html`` cannot be written.
     """
     html = render_report(run_dir, sensitivity_dir, title=title, date=date,
-                         design_dir=design_dir)
+                         design_dir=design_dir, calibration_dir=calibration_dir)
     out = Path(run_dir) / REPORT
     try:
         atomic_write_text(out, html)
