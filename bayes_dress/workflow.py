@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bayes_dress.fitting.fit import FitResult
 from bayes_dress.rundir.fit_files import write_fit
@@ -17,9 +18,13 @@ from bayes_dress.rundir.layout import PLOTS_DIR
 from bayes_dress.rundir.read import load_run
 from bayes_dress.rundir.write import RunWriter
 
+if TYPE_CHECKING:
+    from bayes_dress.plots.draw import SharedDrawing
+
 
 def write_run(result: FitResult, out: str | Path, *, overwrite: bool = False,
-              plots: bool = True, progress: Callable[[str], None] | None = None) -> Path:
+              plots: bool = True, progress: Callable[[str], None] | None = None,
+              plot_workers: SharedDrawing | None = None) -> Path:
     """Write a complete run directory for ``result``.
 
     Parameters
@@ -33,6 +38,9 @@ def write_run(result: FitResult, out: str | Path, *, overwrite: bool = False,
         Draw the plots (``plots/`` with PNG, SVG and ``index.json``).
     progress : callable, optional
         ``progress(message)`` as each step starts.
+    plot_workers : PlotWorkers, optional
+        Processes that share the drawing (:meth:`PlotWorkers.start`, best called before
+        the fit); the plots are the same without them, drawn here one by one.
 
     Returns
     -------
@@ -47,5 +55,6 @@ def write_run(result: FitResult, out: str | Path, *, overwrite: bool = False,
         if plots:
             from bayes_dress.plots.draw import draw_plots
 
-            draw_plots(load_run(writer.path), writer.path / PLOTS_DIR, progress=progress)
+            draw_plots(load_run(writer.path), writer.path / PLOTS_DIR, progress=progress,
+                       workers=plot_workers)
     return out

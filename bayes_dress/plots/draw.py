@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import matplotlib
 
@@ -30,6 +31,17 @@ from bayes_dress.rundir import layout
 from bayes_dress.rundir.atomic import atomic_directory, sha256
 from bayes_dress.rundir.read import SavedAnalysis, SavedRun, load_run
 from bayes_dress.rundir.write import json_text
+
+
+class SharedDrawing(Protocol):
+    """Processes sharing the plots of a run (:mod:`bayes_dress.plots.workers`)."""
+
+    count: int
+
+    def next_job(self) -> int: ...
+
+    def draw(self, run_dir: Path, directory: Path, options: dict,
+             draw_own: Callable[[], list]) -> list: ...
 
 #: The outcomes of the benefit-risk plot: benefit on x, harm on y.
 BENEFIT_OUTCOME, RISK_OUTCOME = "success", "severe_ae"
@@ -114,10 +126,13 @@ def _ppc(run: SavedRun, outcome: str):
 
 def _trace(analysis: SavedAnalysis):
     draws = data.sampled_draws(analysis)
+    step = max(1, -(-draws.sizes["draw"] // figures.TRACE_POINTS))
+    shown = (f" One draw in {step} is shown ({-(-draws.sizes['draw'] // step)} of "
+             f"{draws.sizes['draw']} per chain)." if step > 1 else "")
     caption = (f"Draws of the parameters the sampler drew ({', '.join(draws.data_vars)}): "
                "one row per parameter, one column per chain, on a shared scale per row "
                "(dashed: median of all chains). Chains that wander around the same level "
-               "without trends or flat stretches have mixed.")
+               f"without trends or flat stretches have mixed.{shown}")
     title = f"{', '.join(map(outcome_label, analysis.outcomes))}: trace of the sampled parameters"
     return title, caption, figures.trace_figure(draws, title=title)
 
@@ -217,10 +232,74 @@ def plot_jobs(run: SavedRun, *, benefit_threshold: float | None = None,
     return jobs
 
 
+#: Relative drawing cost by plot kind: the costliest are handed out first, so that no
+#: process is left drawing a trace plot while the others are idle.
+_COST = {"trace": 4, "rank": 3, "ppc": 2, "prior-posterior": 2}
+
+
+def _cost(name: str) -> int:
+    return max((c for kind, c in _COST.items() if name.startswith(kind)), default=1)
+
+
+def _draw_one(name: str, outcome: str | None, draw: Callable, directory: Path) -> dict:
+    title, caption, fig = draw()
+    png, svg = figures.save(fig, directory, name, dpi=PNG_DPI)
+    return {"name": name, "title": title, "caption": caption, "outcome": outcome,
+            "png": f"{layout.PLOTS_DIR}/{png.name}", "svg": f"{layout.PLOTS_DIR}/{svg.name}",
+            "png_sha256": sha256(png), "svg_sha256": sha256(svg)}
+
+
+def draw_share(run: SavedRun, directory: Path, next_job: Callable[[], int], *,
+               benefit_threshold: float | None = None, risk_threshold: float | None = None
+               ) -> list[tuple[int, dict]]:
+    """Draw plots of ``run`` into ``directory`` while ``next_job()`` hands out one: the
+    share of one process when several draw a run's plots. The hand-out order is the
+    costliest first; returns (position in reading order, index entry) pairs."""
+    jobs = plot_jobs(run, benefit_threshold=benefit_threshold, risk_threshold=risk_threshold)
+    order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i][0]))
+    drawn = []
+    while (turn := next_job()) < len(order):
+        number = order[turn]
+        name, outcome, draw = jobs[number]
+        drawn.append((number, _draw_one(name, outcome, draw, directory)))
+    return drawn
+
+
+def warm_up() -> None:
+    """Import what drawing a run's plots imports and render one text, so a plot worker
+    started ahead of time spends its first plot drawing rather than loading."""
+    import io
+
+    import arviz_plots  # noqa: F401
+    import arviz_stats  # noqa: F401
+    import netCDF4  # noqa: F401
+    import scipy.stats  # noqa: F401
+    import xarray  # noqa: F401
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1))
+    fig.text(0.5, 0.5, "0.5")
+    fig.savefig(io.BytesIO(), format="png")
+
+
 def draw_plots(run: SavedRun, directory: str | Path, *,
                benefit_threshold: float | None = None, risk_threshold: float | None = None,
-               progress: Callable[[str], None] | None = None) -> list[dict]:
+               progress: Callable[[str], None] | None = None,
+               workers: SharedDrawing | None = None) -> list[dict]:
     """Draw every plot of a saved run into ``directory`` (its ``plots`` folder).
+
+    Parameters
+    ----------
+    run : SavedRun
+        The run, as :func:`bayes_dress.rundir.load_run` reads it.
+    directory : str or Path
+    benefit_threshold, risk_threshold : float, optional
+        The benefit-risk plot's thresholds [the run's].
+    progress : callable, optional
+        ``progress(message)`` once, as drawing starts.
+    workers : SharedDrawing, optional
+        Processes that draw a share of the plots (``PlotWorkers.start()`` of
+        :mod:`bayes_dress.plots.workers`); the files are the same as without them.
 
     Returns
     -------
@@ -230,17 +309,23 @@ def draw_plots(run: SavedRun, directory: str | Path, *,
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    index = []
-    jobs = plot_jobs(run, benefit_threshold=benefit_threshold, risk_threshold=risk_threshold)
-    for number, (name, outcome, draw) in enumerate(jobs, start=1):
-        if progress:
-            progress(f"plot {number} of {len(jobs)}: {name}")
-        title, caption, fig = draw()
-        png, svg = figures.save(fig, directory, name, dpi=PNG_DPI)
-        index.append({"name": name, "title": title, "caption": caption, "outcome": outcome,
-                      "png": f"{layout.PLOTS_DIR}/{png.name}",
-                      "svg": f"{layout.PLOTS_DIR}/{svg.name}",
-                      "png_sha256": sha256(png), "svg_sha256": sha256(svg)})
+    options = {"benefit_threshold": benefit_threshold, "risk_threshold": risk_threshold}
+    jobs = plot_jobs(run, **options)
+    processes = 1 + (workers.count if workers is not None else 0)
+    if progress:
+        progress(f"drawing {len(jobs)} plots (PNG and SVG)"
+                 + (f" in {processes} processes" if processes > 1 else ""))
+    if processes == 1:
+        turns = iter(range(len(jobs) + 1))
+        delivered = draw_share(run, directory, lambda: next(turns), **options)
+    else:
+        delivered = workers.draw(run.path, directory, options, lambda: draw_share(
+            run, directory, workers.next_job, **options))
+    entries = dict(delivered)
+    for number, (name, outcome, draw) in enumerate(jobs):
+        if number not in entries:  # a worker failed or died: draw its plots here
+            entries[number] = _draw_one(name, outcome, draw, directory)
+    index = [entries[number] for number in range(len(jobs))]
     (directory / layout.PLOT_INDEX).write_text(json_text(index), encoding="utf-8")
     return index
 
@@ -256,11 +341,13 @@ def stale_report_note(run_dir: str | Path) -> str | None:
 
 
 def plot_run(run_dir: str | Path, *, benefit_threshold: float | None = None,
-             risk_threshold: float | None = None) -> list[dict]:
+             risk_threshold: float | None = None, workers: SharedDrawing | None = None,
+             progress: Callable[[str], None] | None = None) -> list[dict]:
     """(Re)draw every plot of a saved run from the files in ``run_dir`` only.
 
     ``run_dir/plots`` is replaced atomically (drawn in a hidden sibling, then moved into
-    place); nothing else in the run directory changes.
+    place); nothing else in the run directory changes. ``workers`` share the drawing
+    (see :func:`draw_plots`).
 
     Raises
     ------
@@ -273,7 +360,8 @@ def plot_run(run_dir: str | Path, *, benefit_threshold: float | None = None,
     try:
         with atomic_directory(run.path / layout.PLOTS_DIR, overwrite=True) as tmp:
             index = draw_plots(run, tmp, benefit_threshold=benefit_threshold,
-                               risk_threshold=risk_threshold)
+                               risk_threshold=risk_threshold, workers=workers,
+                               progress=progress)
     except PermissionError as err:
         raise RunDirError(f"cannot write plots in '{run.path}': {err.strerror}") from None
     return index

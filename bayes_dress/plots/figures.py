@@ -289,6 +289,8 @@ def acceptability_figure(data: dict, *, title: str) -> Figure:
 CHAIN_COLORS = ["black", "0.55", "0.3", "0.7"]
 CHAIN_STYLES = ["-", "--", ":", "-."]
 RANK_YLABEL = "ECDF − uniform"
+#: Draws shown per chain in a trace plot, at most.
+TRACE_POINTS = 500
 
 
 def _chain_styles(n: int) -> tuple[list[str], list[str]]:
@@ -323,10 +325,13 @@ def trace_figure(draws: xr.Dataset, *, title: str) -> Figure:
                  layout="constrained")
     axes = fig.subplots(len(rows), len(chains), squeeze=False, sharex=True, sharey="row")
     x = draws["draw"].values
+    # At most TRACE_POINTS per chain are drawn (every k-th draw): a panel is ~300 pixels
+    # wide, so more points only cost drawing time; the caption says how many are shown.
+    step = max(1, -(-len(x) // TRACE_POINTS))
     for r, (label, values) in enumerate(rows):
         for c, chain in enumerate(chains):
             ax = axes[r, c]
-            ax.plot(x, values[c], color="black", linewidth=0.4, rasterized=True)
+            ax.plot(x[::step], values[c][::step], color="black", linewidth=0.4)
             ax.axhline(np.median(values), color="0.6", linewidth=0.8, linestyle="--")
             ax.tick_params(labelsize=7)
             if r == 0:
@@ -384,6 +389,9 @@ def save(fig: Figure, directory: Path, name: str, *, dpi: int,
     paths = [directory / f"{name}.png", directory / f"{name}.svg"]
     with matplotlib.rc_context({"svg.hashsalt": "bayes-dress"}):
         fig.savefig(paths[0], dpi=dpi, bbox_inches=bbox_inches)
+        # The layout the PNG was drawn with is the SVG's too: laying out again (text
+        # extents, for every axis) would cost as much as the first drawing.
+        fig.set_layout_engine("none")
         fig.savefig(paths[1], bbox_inches=bbox_inches, metadata={"Date": None})
     close(fig)
     return paths

@@ -139,7 +139,11 @@ class DrawsPosterior(Posterior):
 
     def sd(self, keys):
         flat = self._flat(keys)
-        return flat.std(axis=0, ddof=1) if flat.shape[0] > 1 else np.zeros(flat.shape[1])
+        if flat.shape[0] < 2:
+            return np.zeros(flat.shape[1])
+        # A constant (a parameter fixed by its prior) is exactly 0, not the rounding
+        # error of its mean (1e-16), which would make it look like a varying quantity.
+        return np.where(np.ptp(flat, axis=0) == 0, 0.0, flat.std(axis=0, ddof=1))
 
     def quantile(self, keys, probs):
         return np.quantile(self._flat(keys), list(probs), axis=0)
@@ -150,9 +154,12 @@ class DrawsPosterior(Posterior):
         return array_stats.hdi(self._flat(keys), prob, axis=0)
 
     def cdf(self, key, x):
-        values = self.draws(key).reshape(-1)
+        # The fraction of draws <= x, by binary search in the sorted draws: the same
+        # counts as comparing every draw with every x, in O((n + m) log n).
+        values = np.sort(self.draws(key).reshape(-1))
         x = np.asarray(x, dtype=float)
-        return (values[:, None] <= x.reshape(-1)[None, :]).mean(axis=0).reshape(x.shape)
+        p = np.searchsorted(values, x, side="right") / values.size
+        return np.where(np.isnan(x), np.nan, p)
 
     def interval_mass(self, keys, lower, upper):
         flat = self._flat(keys)

@@ -4,10 +4,11 @@ from bayes_dress.engines.nuts.engine import (
     COMPILED_MODELS,
     ENGINE,
     CompiledModelCache,
+    compiled_before,
     padded,
     sample_posterior,
     structure_key,
 )
 
-__all__ = ["COMPILED_MODELS", "ENGINE", "CompiledModelCache", "padded", "sample_posterior",
-           "structure_key"]
+__all__ = ["COMPILED_MODELS", "ENGINE", "CompiledModelCache", "compiled_before", "padded",
+           "sample_posterior", "structure_key"]

@@ -26,7 +26,7 @@ import xarray as xr
 
 from bayes_dress.data.selection import AnalysisData, OutcomeData
 from bayes_dress.engines.base import Engine, EngineFit, FitOptions
-from bayes_dress.engines.nuts.compiled import compile_model
+from bayes_dress.engines.nuts.compiled import compile_model, load_model, store_path
 from bayes_dress.errors import BayesDressError
 from bayes_dress.models.analysis import Analysis
 from bayes_dress.models.base import STUDY_DIM, Model, SharedFamilies
@@ -83,33 +83,40 @@ class CompiledModelCache:
         with self._lock:
             compiled = self._models.get(key)
             if compiled is None:
-                marker = _compile_marker(key)
-                if progress is not None:
-                    progress(f"loading the compiled {model.name} model" if marker.exists()
-                             else f"compiling the {model.name} model for this machine "
-                             "(once per model and study count: 10-60 s; later runs load "
-                             "it in about a second)")
-                compiled = compile_model(model.build(data, priors, shared=shared))
+                store = _store(model, key)
+                compiled = load_model(store) if store is not None else None
+                if compiled is None:
+                    if progress is not None:
+                        progress(f"compiling the {model.name} model for this machine (once "
+                                 "per model and study count: 10-60 s the first time, a few "
+                                 "seconds after an upgrade; later runs load it in well "
+                                 "under a second)")
+                    compiled = compile_model(model.build(data, priors, shared=shared),
+                                             store=store)
+                    self.compilations += 1
                 self._models[key] = compiled
-                self.compilations += 1
-                try:
-                    marker.parent.mkdir(parents=True, exist_ok=True)
-                    marker.touch()
-                except OSError:
-                    pass  # only the progress note depends on it
         return compiled.with_data(**model.data_values(data, priors, shared=shared))
 
 
-def _compile_marker(key: StructureKey):
-    """A file whose existence says this structure was compiled on this machine before
-    (so its machine code is in the disk cache): only used to word the progress note."""
-    import hashlib
-    from pathlib import Path
+def compiled_before(model: Model, key: StructureKey) -> bool:
+    """Whether a model of this structure was compiled on this machine before (its
+    built functions are on disk), so that a fit will not pay the first compile."""
+    store = _store(model, key)
+    return store is not None and store.is_file()
 
-    from pytensor import config
 
-    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:24]
-    return Path(config.base_compiledir) / "bayes-dress-compiled" / digest
+def _store(model: Model, key: StructureKey):
+    """Where this structure's built functions are kept on disk, by the structure key and
+    the source of the model's module (a plug-in edited since is built anew); None for a
+    model whose source cannot be read."""
+    import inspect
+    import sys
+
+    try:
+        source = inspect.getsource(sys.modules[type(model).__module__])
+    except (OSError, TypeError, KeyError):
+        return None
+    return store_path((key, type(model).__qualname__, source))
 
 
 #: The process-wide cache used unless a caller brings its own.
@@ -188,12 +195,51 @@ def _finished(sampler) -> bool:
         return False
 
 
-def _wait(sampler):
+#: How often nutpie reports the chains' progress while sampling (ms).
+PROGRESS_MS = 500
+
+
+class SamplingProgress:
+    """Sampling progress for a ``progress(message)`` callback: nothing for a fit that
+    ends within a few seconds (most), then a line every few seconds with the draws done
+    and the divergences so far. nutpie calls :meth:`record` from its own thread; the
+    waiting thread calls :meth:`report`."""
+
+    #: Seconds of sampling before the first report, and between reports.
+    FIRST, EVERY = 3.0, 5.0
+
+    def __init__(self, progress, *, what: str):
+        self.progress, self.what = progress, what
+        self._latest = None
+        self._start = time.monotonic()
+        self._next = self._start + self.FIRST
+
+    def record(self, chains) -> None:
+        # One assignment of a new tuple: the reader sees the old or the new, whole.
+        self._latest = tuple((c.finished_draws, c.total_draws, c.divergences, c.tuning)
+                             for c in chains)
+
+    def report(self) -> None:
+        now = time.monotonic()
+        latest = self._latest
+        if self.progress is None or latest is None or now < self._next:
+            return
+        self._next = now + self.EVERY
+        done, total = sum(c[0] for c in latest), sum(c[1] for c in latest)
+        divergences = sum(c[2] for c in latest)
+        phase = "warm-up" if any(c[3] for c in latest) else "sampling"
+        self.progress(f"{self.what}: {100 * done / max(total, 1):.0f}% ({phase}, "
+                      f"{divergences} divergences so far, {now - self._start:.0f} s)")
+
+
+def _wait(sampler, watch: SamplingProgress | None = None):
     """The raw trace of a background nutpie sampler, polled so that an interrupt or a
     termination stops the sampler (its threads) and propagates at once."""
     try:
         while not _finished(sampler):
             time.sleep(POLL_SECONDS)
+            if watch is not None:
+                watch.report()
         return sampler.wait()
     except BaseException:
         sampler.cancel()
@@ -224,11 +270,17 @@ def sample_posterior(model: Model, data: AnalysisData, priors: Mapping[str, Prio
         padded_data = padded(data, n_slots)
         compiled = (cache or COMPILED_MODELS).get(model, padded_data, priors, shared,
                                                   progress=progress)
+        watch = SamplingProgress(progress, what=f"sampling {settings.chains} chains x "
+                                 f"({settings.tune} warm-up + {settings.draws}) draws")
+        if progress is not None:
+            progress(watch.what)
         sampler = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
                                 chains=settings.chains, cores=cores, seed=sampler_seed,
                                 target_accept=settings.target_accept, save_warmup=False,
-                                progress_bar=False, return_raw_trace=True, blocking=False)
-        trace = _wait(sampler)
+                                progress_bar=False, return_raw_trace=True, blocking=False,
+                                progress_callback=watch.record if progress else None,
+                                progress_rate=PROGRESS_MS)
+        trace = _wait(sampler, watch)
         posterior, stats = _from_arrow(trace, list(model.sampled),
                                        model.coords(padded_data))
         stats.attrs.update(inference_library="nutpie",
