@@ -9,10 +9,12 @@ The same operations as the command line, as plain functions::
 
 Data flow, one subpackage per step: ``spec`` (priors, model specs, run configs) ->
 ``data`` (a validated study table, the counts an analysis uses) -> ``models`` (model
-plug-ins) -> ``engines`` (NUTS, exact) -> ``posterior`` (one interface to either) ->
-``checks`` and ``analysis`` (diagnostics, summaries) -> ``rundir`` (the run directory)
--> ``plots``, ``report``; ``sensitivity`` sweeps analyses, ``design`` plans the next
-trial from a saved run.
+plug-ins) -> ``engines`` (NUTS; exact quadrature; importance sampling, the joint model's
+reference) -> ``posterior`` (one interface to draws, weighted draws and marginals) ->
+``checks`` and ``fitting`` (diagnostics, summaries, benefit-risk) -> ``rundir`` (the run
+directory) -> ``plots``, ``report``. ``sensitivity`` sweeps analyses and
+``calibration`` checks an engine by simulation, both through ``executors`` (this
+machine's processes or Dask); ``design`` plans the next trial from a saved run.
 
 Names are imported on first use, so ``import bayes_dress`` stays light.
 """

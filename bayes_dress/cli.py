@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from bayes_dress.calibration.cli import calibrate_command
 from bayes_dress.cli_support import (
     EXIT_DIAGNOSTICS,
     EXIT_INTERRUPTED,
@@ -198,6 +199,17 @@ def apply_benefit_risk(config: RunConfig, benefit_threshold, risk_threshold,
 def fit(config_path, out, overwrite, strict, report, quiet, benefit_threshold,
         risk_threshold, harm_weights, **flags):
     """Fit a model to each outcome and write a run directory."""
+    from bayes_dress.plots.workers import PlotWorkers
+
+    # Started first, while this process has no threads; they import the plotting
+    # libraries while the fit runs.
+    with PlotWorkers.start() as plot_workers:
+        _fit(config_path, out, overwrite, strict, report, quiet, benefit_threshold,
+             risk_threshold, harm_weights, plot_workers, flags)
+
+
+def _fit(config_path, out, overwrite, strict, report, quiet, benefit_threshold,
+         risk_threshold, harm_weights, plot_workers, flags):
     progress = Progress(quiet)
     progress("loading the data and the sampler")
     from bayes_dress.fitting.fit import prepare, run_fit
@@ -215,7 +227,7 @@ def fit(config_path, out, overwrite, strict, report, quiet, benefit_threshold,
     for note in config.ignored_by_engine():
         click.echo(f"note: {note}", err=True)
     result = run_fit(config, prepared=prepared, progress=progress)
-    write_run(result, out, overwrite=overwrite, progress=progress)
+    write_run(result, out, overwrite=overwrite, progress=progress, plot_workers=plot_workers)
     click.echo(format_headline(result))
     for check in result.failures:
         click.secho(f"WARNING: {one_line(check.message())}", err=True, fg="red", bold=True)
@@ -255,6 +267,7 @@ def sensitivity(spec_path, jobs, combine, scheduler, out, overwrite, strict, qui
     """
     progress = Progress(quiet)
     progress("loading the data and the sampler")
+    from bayes_dress.labels import quantity_label
     from bayes_dress.rundir.atomic import check_destination
     from bayes_dress.rundir.write import default_run_dir
     from bayes_dress.sensitivity.spec import load_sweep_spec
@@ -270,19 +283,29 @@ def sensitivity(spec_path, jobs, combine, scheduler, out, overwrite, strict, qui
     plan = plan_sweep(spec, config=config, thresholds=flags["thresholds"] or None)
     out = out or default_run_dir("sensitivity")
     check_destination(out, overwrite=overwrite)
-    click.echo(f"{len(plan.scenarios)} scenarios, {len(plan.tasks)} fits "
-               f"({plan.spec.combine}), from {plan.spec.where}", err=True)
+    for note in config.ignored_by_engine():
+        click.echo(f"note: {note}", err=True)
+    progress(f"{len(plan.scenarios)} scenarios, {len(plan.tasks)} fits "
+             f"({plan.spec.combine}), from {plan.spec.where}")
+    new_structures = plan.structures_to_compile()
+    if new_structures:
+        progress(f"{len(new_structures)} compiled model(s) are built for this machine "
+                 f"first ({', '.join(new_structures)}: 10-60 s each, once; later sweeps "
+                 "load them in well under a second)")
     from bayes_dress.executors import resolve_scheduler
 
     scheduler = resolve_scheduler(scheduler, spec.scheduler)
     if scheduler:
-        click.echo(f"fits run on Dask ({scheduler})", err=True)
-    with click.progressbar(length=len(plan.tasks), label="fits", show_eta=True,
-                           show_pos=True, file=sys.stderr,
-                           item_show_func=lambda r: r and f"{r.scenario.id} {r.outcome}"
-                           ) as bar:
-        result = run_sweep(plan, jobs=jobs, scheduler=scheduler,
-                           progress=lambda r: bar.update(1, r))
+        progress(f"fits run on Dask ({scheduler})")
+    if progress.enabled:
+        with click.progressbar(length=len(plan.tasks), label="fits", show_eta=True,
+                               show_pos=True, file=sys.stderr,
+                               item_show_func=lambda r: r and f"{r.scenario.id} {r.outcome}"
+                               ) as bar:
+            result = run_sweep(plan, jobs=jobs, scheduler=scheduler,
+                               progress=lambda r: bar.update(1, r))
+    else:
+        result = run_sweep(plan, jobs=jobs, scheduler=scheduler)
     progress("writing tables and plots")
     write_sweep(result, out, overwrite=overwrite)
     for row in result.robustness.itertuples():
@@ -290,7 +313,8 @@ def sensitivity(spec_path, jobs, combine, scheduler, out, overwrite, strict, qui
     psense = result.psense
     flagged = psense[psense["diagnosis"].fillna("").str.startswith("potential")]
     for row in flagged.itertuples():
-        click.echo(f"{one_line(row.outcome)}: prior sensitivity of {row.variable} "
+        click.echo(f"{one_line(row.outcome)}: prior sensitivity of "
+                   f"{quantity_label(row.variable, short=True)} "
                    f"(power-scaling, primary fit): prior {row.prior:.3f}, likelihood "
                    f"{row.likelihood:.3f}: {row.diagnosis}")
     for flagged in result.flagged:
@@ -321,7 +345,7 @@ def data_command(data, outcomes, definitions, exclude, columns):
         canonical_name(o, table.outcomes, what="outcome", where=f" in {table.path}",
                        listed="available", error=DataError) for o in outcomes)
     ) or table.outcomes
-    check_definitions(defs, shown)
+    defs = check_definitions(defs, shown)
     # Select every outcome before printing anything, so that an error is not preceded
     # by a table already declared valid.
     selections = {outcome: select_outcome(table, outcome, definition=defs.get(outcome),
@@ -357,16 +381,24 @@ def data_command(data, outcomes, definitions, exclude, columns):
 @click.argument("sens_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--design", "design_dir", type=click.Path(path_type=Path),
               help="A design directory (bayes-dress design) to add as a section.")
+@click.option("--calibration", "calibration_dir", type=click.Path(path_type=Path),
+              help="A calibration directory (bayes-dress calibrate) to add as a section.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 @user_errors
-def report_command(run_dir, sens_dir, design_dir):
+def report_command(run_dir, sens_dir, design_dir, calibration_dir, quiet):
     """Write RUN_DIR/report.html: a self-contained HTML report of a run.
 
     SENS_DIR, a sensitivity-sweep directory, adds its scenarios and robustness checks;
-    --design adds the design of the next trial.
+    --design adds the design of the next trial, --calibration a simulation-based
+    calibration of the engine.
     """
+    Progress(quiet)(f"reading {run_dir}" + (f" and {sens_dir}" if sens_dir else "")
+                    + " and writing the report")
     from bayes_dress.report import write_report
 
-    click.echo(f"Report written to {write_report(run_dir, sens_dir, design_dir=design_dir)}")
+    out = write_report(run_dir, sens_dir, design_dir=design_dir,
+                       calibration_dir=calibration_dir)
+    click.echo(f"Report written to {out}")
 
 
 @main.command("models")
@@ -397,14 +429,21 @@ def models_command():
 @click.option("--risk-threshold",
               type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Benefit-risk plot: severe-AE rate below this is acceptable [the run's].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 @user_errors
-def plot_command(run_dir, benefit_threshold, risk_threshold):
+def plot_command(run_dir, benefit_threshold, risk_threshold, quiet):
     """Redraw RUN_DIR/plots from the run's saved files (no refit)."""
-    from bayes_dress.plots.draw import plot_run, stale_report_note
-    from bayes_dress.rundir.layout import PLOT_INDEX, PLOTS_DIR
+    from bayes_dress.plots.workers import PlotWorkers
 
-    index = plot_run(run_dir, benefit_threshold=benefit_threshold,
-                     risk_threshold=risk_threshold)
+    progress = Progress(quiet)
+    with PlotWorkers.start() as plot_workers:
+        progress(f"reading {run_dir}")
+        from bayes_dress.plots.draw import plot_run, stale_report_note
+        from bayes_dress.rundir.layout import PLOT_INDEX, PLOTS_DIR
+
+        index = plot_run(run_dir, benefit_threshold=benefit_threshold,
+                         risk_threshold=risk_threshold, workers=plot_workers,
+                         progress=progress)
     click.echo(f"{len(index)} plots (PNG and SVG) written to {run_dir / PLOTS_DIR}/; "
                f"list: {run_dir / PLOTS_DIR / PLOT_INDEX}")
     note = stale_report_note(run_dir)
@@ -413,6 +452,7 @@ def plot_command(run_dir, benefit_threshold, risk_threshold):
 
 
 main.add_command(design_command)
+main.add_command(calibrate_command)
 
 if __name__ == "__main__":
     main()

@@ -54,3 +54,10 @@ def quantity_label(name: str, *, short: bool = False) -> str:
     """
     label = QUANTITY_LABELS.get(name, name)
     return label.split(" (")[0] if short else label
+
+
+def key_text(name: str, study: str = "", outcome: str = "") -> str:
+    """A quantity of one study and outcome in words, for messages: ``study rate θ in
+    Joly2012``, ``severe_ae: population mean rate``."""
+    text = quantity_label(name, short=True) + (f" in {study}" if study else "")
+    return f"{outcome}: {text}" if outcome else text

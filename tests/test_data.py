@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import tempfile
 from pathlib import Path
 
@@ -16,11 +17,14 @@ from hypothesis import strategies as st
 from bayes_dress.data import (
     DEFAULT_OUTCOME,
     bundled_data_path,
+    check_definitions,
     check_exclusions,
     load_table,
+    select_analysis,
     select_outcome,
 )
 from bayes_dress.errors import DataError
+from bayes_dress.spec.names import did_you_mean, match_name, resolve_name
 
 
 def write_csv(path: Path, header, rows, *, lineterminator="\n", bom=False,
@@ -365,3 +369,109 @@ def test_round_trip(rows, crlf, bom):
     assert data.events.tolist() == [r[1] for r in rows]
     assert data.totals.tolist() == [r[2] for r in rows]
     assert data.notes == ()
+
+
+# ---- names typed by a user: columns, outcomes, definitions, studies (issue 16) -----------
+
+
+def test_columns_mapping_matches_the_header_without_regard_to_case(tmp_path):
+    path = write_csv(tmp_path / "site.csv", ["Site", "Responders", "Patients"],
+                     [("A", 3, 10), ("B", 5, 12)])
+    for spelling in ("site", " SITE ", "Site"):
+        table = load_table(path, columns={"study": spelling})
+        assert table.studies == ("A", "B")
+    # The package's side too: 'Study' is study.
+    assert load_table(path, columns={"Study": "site"}).studies == ("A", "B")
+    trial = write_csv(tmp_path / "trial.csv", ["Trial", "Responders", "Patients"],
+                      [("A", 3, 10)])
+    assert load_table(trial, columns={"study": "trial"}).studies == ("A",)
+
+
+def test_columns_mapping_suggests_the_nearest_header(tmp_path):
+    path = write_csv(tmp_path / "trial.csv", ["Trial", "Responders", "Patients"],
+                     [("A", 3, 10)])
+    with pytest.raises(DataError, match=r"no column 'Trail' \(did you mean 'Trial'\?\) "
+                                        r"\(found: Trial, Responders, Patients\)"):
+        load_table(path, columns={"study": "Trail"})
+    with pytest.raises(DataError, match=r"--columns stduy=\.\.\.: not a column bayes-dress "
+                                        r"reads \(did you mean 'study'\?\); valid: study"):
+        load_table(path, columns={"stduy": "Trial"})
+
+
+def test_columns_mapping_prefers_the_exact_header_and_refuses_a_guess(tmp_path):
+    path = write_csv(tmp_path / "two.csv", ["site", "Site", "events", "total"],
+                     [("a", "A", 3, 10), ("b", "B", 5, 12)])
+    assert load_table(path, columns={"study": "Site"}).studies == ("A", "B")
+    assert load_table(path, columns={"study": "site"}).studies == ("a", "b")
+    with pytest.raises(DataError, match=r"'site', 'Site' differ only in case"):
+        load_table(path, columns={"study": "SITE"})
+
+
+@pytest.mark.parametrize(("header", "hint"), [
+    ("Study Name", "pass --columns 'study=Study Name'"),
+    ("Studie", "pass --columns study=Studie"),
+])
+def test_missing_column_hint_is_quoted_for_the_shell(tmp_path, header, hint):
+    path = write_csv(tmp_path / "named.csv", [header, "events", "total"], [("A", 3, 10)])
+    with pytest.raises(DataError, match=re.escape(hint)):
+        load_table(path)
+
+
+def test_definitions_are_keyed_by_the_outcomes_own_names(bundled):
+    outcomes = ("success", "severe_ae")
+    assert check_definitions({"severe-ae": "any"}, outcomes) == {"severe_ae": "any"}
+    assert check_definitions({"Severe-AE": "any"}, outcomes) == {"severe_ae": "any"}
+    # Two spellings of one outcome: the later wins, as a flag overrides a config entry.
+    assert check_definitions({"severe_ae": "any", "severe-ae": "ivig_attributed"},
+                             outcomes) == {"severe_ae": "ivig_attributed"}
+    data = select_analysis(bundled, ("severe_ae",),
+                           definitions={"severe-ae": "IVIG-Attributed",
+                                        "success": "evaluable"})
+    assert data.single.definitions == ("ivig_attributed", "ivig_attributed")
+    assert counts(data.single) == {"Joly2012": (2, 6), "Sim2022": (0, 18)}
+
+
+@pytest.mark.parametrize(("definitions", "outcomes", "match"), [
+    ({"sucess": "evaluable"}, ("success", "severe_ae"),
+     r"--definition sucess=evaluable: outcome 'sucess' is not being analysed \(did you "
+     r"mean 'success'\?\); outcomes: 'severe_ae' or 'success'"),
+    ({"death": "any"}, ("success",),
+     r"outcome 'death' is not being analysed; outcomes: 'success'"),
+])
+def test_definition_for_an_outcome_not_analysed_names_the_nearest(definitions, outcomes,
+                                                                  match):
+    with pytest.raises(DataError, match=match):
+        check_definitions(definitions, outcomes)
+
+
+def test_definition_names_match_with_hyphens_and_any_case(bundled):
+    for spelling in ("early-improvement", "Early_Improvement"):
+        data = select_outcome(bundled, "success", definition=spelling)
+        assert "Sim2022: 'success' as 'early_improvement'" in data.notes
+    with pytest.raises(DataError, match=r"unknown definition 'evalable'.*did you mean "
+                                        r"'evaluable'"):
+        select_outcome(bundled, "success", definition="evalable")
+
+
+def test_excluded_studies_match_without_regard_to_case(bundled):
+    assert check_exclusions(bundled, ["joly2012", "JOLY2012", "Joly2012"]) == ("Joly2012",)
+    data = select_outcome(bundled, "success", exclude=["joly2012"])
+    assert data.notes == ("Joly2012 excluded by request",)
+    with pytest.raises(DataError, match=r"--exclude 'jolly2012': no such study in .*"
+                                        r"\(did you mean 'Joly2012'\?\); studies: "):
+        check_exclusions(bundled, ["jolly2012"])
+
+
+def test_name_matching_rules():
+    assert match_name("severe-ae", ["severe_ae"]) == "severe_ae"
+    assert match_name(" Severe-AE ", ["severe_ae", "success"]) == "severe_ae"
+    assert match_name("death", ["Death", "DEATH"]) is None  # which one? neither
+    assert match_name("Death", ["Death", "death"]) == "Death"  # exact wins
+    assert did_you_mean("sucess", ["success", "death"]) == " (did you mean 'success'?)"
+    assert did_you_mean("SUCESS", ["success"]) == " (did you mean 'success'?)"
+    assert did_you_mean("zzz", ["success"]) == ""
+    assert "differing only in case: 'DEATH' or 'Death'" in did_you_mean("death",
+                                                                         ["Death", "DEATH"])
+    with pytest.raises(DataError, match=r"^unknown outcome 'sucess' in t\.csv \(did you mean "
+                                        r"'success'\?\); available: 'death' or 'success'$"):
+        resolve_name("sucess", ["success", "death"], what="outcome", where=" in t.csv")

@@ -239,7 +239,7 @@ def test_other_user_errors(exact_run, tmp_path):
     out = ["--out", str(tmp_path / "d")]
     assert_user_error(runner.invoke(design_command, [str(exact_run), "--outcome", "death",
                                                      *out]),
-                      "'outcome' is 'death'", "'severe_ae'", "'success'")
+                      "--outcome 'death'", "did not analyse", "'severe_ae' or 'success'")
     assert_user_error(runner.invoke(design_command, [str(exact_run), "--rule", "P(x>1)>2",
                                                      *out]), "'trial.rule'")
     assert_user_error(runner.invoke(design_command, [str(tmp_path / "nothing"), *out]),
@@ -295,3 +295,86 @@ def test_nuts_run_draws_agree_with_the_exact_map(tmp_path):
     assert design.summary["trial"]["boundary"] == "success if 17 or more responders of 40"
     assert set(pd.unique(design.table("map_summary.csv")["prior"])) == {
         "exact", "draws", "mixture", "robust"}
+
+
+# ---- the design's outcome: matched to the run's (issue 16) ---------------------------------
+
+
+def user_run(tmp_path, text: str, name: str = "u1"):
+    """An exact-engine run on a user's table (CSV ``text``)."""
+    data = tmp_path / f"{name}.csv"
+    data.write_text(text)
+    out = tmp_path / name
+    write_run(run_fit(RunConfig(engine="exact", data=data)), out, plots=False)
+    return out
+
+
+def test_a_run_with_one_outcome_is_designed_on_it(tmp_path):
+    run = user_run(tmp_path, "Trial,Responders,Patients\nA,3,10\nB,5,12\nC,2,9\n")
+    out = tmp_path / "d"
+    result = CliRunner().invoke(design_command, [str(run), "--out", str(out),
+                                                 "--no-sensitivity", "-q"])
+    assert result.exit_code == 0, result.output
+    assert ("note: the design's outcome is 'events', the run's only outcome (the bundled "
+            "config names 'success', which the run did not analyse)") in result.stderr
+    assert "no safety rule: the run has no outcome 'severe_ae'" in result.stderr
+    assert load_design(out).manifest["config"]["outcome"] == "events"
+    # Asked for by name, 'success' is not replaced by the run's outcome.
+    assert_user_error(CliRunner().invoke(design_command, [str(run), "--outcome", "success",
+                                                          "--out", str(tmp_path / "e")]),
+                      "--outcome 'success'", "did not analyse", "its outcomes: 'events'")
+
+
+def test_a_run_with_several_outcomes_and_no_success_needs_outcome(tmp_path):
+    run = user_run(tmp_path, "study,outcome,events,total\nA,remission,3,10\nB,remission,5,12"
+                             "\nA,relapse,1,10\nB,relapse,2,12\n")
+    result = CliRunner().invoke(design_command, [str(run), "--out", str(tmp_path / "d"),
+                                                 "--no-sensitivity"])
+    assert_user_error(result, "'outcome' is 'success'", "several outcomes",
+                      "'relapse' or 'remission'", "pass --outcome")
+    result = CliRunner().invoke(design_command, [str(run), "--out", str(tmp_path / "d"),
+                                                 "--no-sensitivity", "--outcome", "Relapse",
+                                                 "-q"])
+    assert result.exit_code == 0, result.output
+    assert load_design(tmp_path / "d").manifest["config"]["outcome"] == "relapse"
+
+
+def test_outcome_flag_takes_hyphens_and_suggests_the_nearest(exact_run, tmp_path):
+    out = tmp_path / "d"
+    result = CliRunner().invoke(design_command, [str(exact_run), "--outcome", "severe-ae",
+                                                 "--out", str(out), "--no-sensitivity", "-q"])
+    assert result.exit_code == 0, result.output
+    design = load_design(out)
+    assert design.manifest["config"]["outcome"] == "severe_ae"
+    assert "safety" not in design.manifest["config"]
+    assert ("no safety rule: 'severe_ae', the bundled config's safety outcome, is the "
+            "design's outcome") in result.stderr
+    assert_user_error(CliRunner().invoke(design_command, [str(exact_run), "--outcome",
+                                                          "sucess", "--out",
+                                                          str(tmp_path / "e")]),
+                      "--outcome 'sucess'", "(did you mean 'success'?)")
+
+
+def test_plan_outcomes_are_matched_to_the_run():
+    from types import SimpleNamespace
+
+    from bayes_dress.design.study import plan_for_run
+
+    run = SimpleNamespace(outcomes=["success", "severe_ae"], path="r")
+    raw = {"outcome": "Success", "safety": {"outcome": "severe-ae"}}
+    plan, notes = plan_for_run(run, plan_from_dict(raw, where="my.toml"))
+    assert (plan.outcome, plan.safety.outcome, notes) == ("success", "severe_ae", [])
+    raw = {"outcome": "success", "safety": {"outcome": "Success"}}
+    with pytest.raises(SpecError, match=r"^my\.toml: 'safety\.outcome' \('success'\) must "
+                                        r"differ from the design's outcome"):
+        plan_for_run(run, plan_from_dict(raw, where="my.toml"))
+    with pytest.raises(SpecError, match=r"^my\.toml: 'safety\.outcome' is 'severe', which run "
+                                        r"'r' did not analyse \(did you mean 'severe_ae'\?\)"):
+        plan_for_run(run, plan_from_dict({"safety": {"outcome": "severe"}}, where="my.toml"))
+    # A config of the user's is not second-guessed: its 'success' must be in the run.
+    one = SimpleNamespace(outcomes=["events"], path="r")
+    with pytest.raises(SpecError, match=r"'outcome' is 'success', which run 'r' did not "
+                                        r"analyse; its outcomes: 'events'"):
+        plan_for_run(one, plan_from_dict({}, where="my.toml"))
+    plan, notes = plan_for_run(one, load_plan())
+    assert plan.outcome == "events" and plan.safety is None and len(notes) == 2

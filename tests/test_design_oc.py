@@ -251,3 +251,14 @@ def test_oc2s_eps_restriction():
         Design2S(BetaMixture.beta(1, 1), AS_MAP, 5000, 5000, rule)
     with pytest.raises(SpecError):
         Design2S(BetaMixture.beta(1, 1), AS_MAP, 10, 10, parse_rule("P(theta > 0.1) > 0.5"))
+
+
+def test_no_design_module_is_named_as_a_public_function():
+    """Importing a submodule binds it on the package: a module named like a function
+    the package exports would replace that function for every later import."""
+    import pkgutil
+
+    import bayes_dress.design as design
+
+    modules = {m.name for m in pkgutil.iter_modules(design.__path__)}
+    assert not modules & set(design.__all__)

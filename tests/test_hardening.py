@@ -199,3 +199,59 @@ def test_threshold_replaces_the_sweep_headlines_on_user_data(tmp_path):
     robustness = pd.read_csv(tmp_path / "sweep" / "robustness.csv")
     assert set(robustness["outcome"]) == {"events"}
     assert set(robustness["threshold"]) == {0.5}
+
+
+# ---- names typed by a user (issue 16) ------------------------------------------------------
+
+
+def test_columns_flag_matches_the_header_without_regard_to_case(tmp_path):
+    data = write(tmp_path / "t.csv", "Trial,Responders,Patients\nA,3,10\nB,5,12\nC,2,9\n")
+    done = cli("data", "--data", data, "--columns", "study=trial")
+    assert done.returncode == 0, done.stderr
+    assert "3 rows, 3 studies" in done.stdout
+    assert_one_line_error(cli("data", "--data", data, "--columns", "study=Trail"),
+                          "no column 'Trail'", "(did you mean 'Trial'?)")
+
+
+def test_missing_column_hint_can_be_pasted_into_a_shell(tmp_path):
+    data = write(tmp_path / "s.csv", "Study Name,events,total\nA,3,10\nB,5,12\n")
+    err = assert_one_line_error(cli("data", "--data", data), "missing column 'study'")
+    assert err.endswith("pass --columns 'study=Study Name'")
+    done = cli("data", "--data", data, "--columns", "study=Study Name")
+    assert done.returncode == 0, done.stderr
+
+
+def test_misspelt_outcome_of_a_definition_names_the_nearest():
+    assert_one_line_error(cli("data", "--definition", "sucess=evaluable"),
+                          "--definition sucess=evaluable", "(did you mean 'success'?)")
+    assert_one_line_error(cli("data", "--definition", "success=evalable"),
+                          "'evalable'", "(did you mean 'evaluable'?)")
+
+
+def test_fit_takes_hyphens_and_any_case_in_definitions(tmp_path):
+    out = tmp_path / "run"
+    done = cli("fit", "--engine", "exact", "--outcome", "severe-ae", "--definition",
+               "Severe-AE=IVIG-attributed", "--out", out)
+    assert done.returncode == 0, done.stderr
+    used = pd.read_csv(out / "data_used.csv")
+    assert set(used["definition"]) == {"ivig_attributed"}
+
+
+def test_data_takes_hyphens_in_definitions():
+    done = cli("data", "--outcome", "severe-ae", "--definition", "severe-ae=ivig-attributed")
+    assert done.returncode == 0, done.stderr
+    assert "Joly2012: 'severe_ae' as 'ivig_attributed'" in done.stdout
+
+
+def test_excluded_study_matches_without_regard_to_case():
+    done = cli("data", "--outcome", "success", "--exclude", "joly2012")
+    assert done.returncode == 0, done.stderr
+    assert "note: Joly2012 excluded by request" in done.stdout
+    assert_one_line_error(cli("data", "--exclude", "jolly2012"), "no such study",
+                          "(did you mean 'Joly2012'?)")
+
+
+def test_misspelt_prior_parameter_names_the_nearest(tmp_path):
+    assert_one_line_error(cli("fit", "--engine", "exact", "--prior", "ph=HalfNormal(1)",
+                              "--out", tmp_path / "r"),
+                          "no parameter 'ph'", "(did you mean 'phi'?)", "'m' or 'phi'")

@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 import shutil
-from html import escape
+from html import escape, unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from bayes_dress.report import REPORT_NAME, render_report, write_report
 from bayes_dress.rundir import atomic
 from bayes_dress.rundir.atomic import sha256
 from bayes_dress.rundir.read import load_run, read_csv
+from bayes_dress.spec.config import SamplerSettings
 
 SECTION_IDS = ["headline", "diagnostics", "data", "models", "plots", "posterior",
                "sensitivity", "limitations", "reproducibility"]
@@ -466,7 +467,8 @@ def test_sensitivity_section_and_problem_banner(run_dir, sweep_copy):
     assert all(p["png_sha256"] == sha256(sweep_copy / p["png"]) for p in plots)
     assert all(f"<strong>{escape(p['title'])}.</strong>" in sens for p in plots)
     assert " †" in sens  # theta_new is prior-dominated in the primary analysis
-    assert "<h4>" in sens and "(primary)" in sens
+    # The primary row is the run's own fit here, and says so (issue 16).
+    assert "<h4>" in sens and "(primary: this run&#x27;s fit)" in sens
 
 
 def robustness_rows(html: str) -> list[str]:
@@ -519,6 +521,250 @@ def test_a_sweep_of_other_data_or_model_gets_a_warning(run_dir, sweep_copy):
     assert "DIAGNOSTICS FAILED" not in top  # a warning, not an error
     assert "is not the run reported above" in section(html, "sensitivity")
     assert "this run&#x27;s fit" not in html
+
+
+# --- whose fit the sweep's primary values are (issue 16) -----------------------------------
+
+#: A NUTS sweep small enough for a test: the primary analysis and one other prior, with
+#: the new-study rate of each outcome as its headlines (and, as every sweep of the two
+#: outcomes, their joint probability).
+TINY_SWEEP = """\
+combine = "one_at_a_time"
+
+[primary]
+model = "beta_binomial"
+
+[dimensions]
+model = ["beta_binomial"]
+
+[dimensions.heterogeneity_prior]
+beta_binomial = ["HalfNormal(0.5)", "HalfNormal(1)"]
+
+[[headline]]
+outcome = "success"
+quantity = "theta_new"
+thresholds = [0.5]
+
+[[headline]]
+outcome = "severe_ae"
+quantity = "theta_new"
+thresholds = [0.2]
+"""
+#: The tiny sweep's sampler (and the default seed): a run with these settings is the
+#: sweep's primary fit to the digit; any other draws make the sweep's a refit.
+SWEEP_SAMPLER = {"draws": 300, "tune": 300, "chains": 2}
+
+
+def nuts_run(out: Path, **sampler) -> Path:
+    result = run_fit(RunConfig(sampler=SamplerSettings(**sampler)))
+    write_run(result, out, plots=False)
+    fixture_plots(result, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def nuts_sweep(tmp_path_factory) -> Path:
+    from bayes_dress.sensitivity.spec import load_sweep_spec
+    from bayes_dress.sensitivity.sweep import plan_sweep, run_sweep
+    from bayes_dress.sensitivity.write import write_sweep
+
+    root = tmp_path_factory.mktemp("nuts_sweep")
+    (root / "sweep.toml").write_text(TINY_SWEEP)
+    spec = load_sweep_spec(root / "sweep.toml")
+    config = spec.primary.replace(**{f"sampler_{k}": v for k, v in SWEEP_SAMPLER.items()})
+    return write_sweep(run_sweep(plan_sweep(spec, config=config), jobs=1), root / "sens")
+
+
+@pytest.fixture(scope="module")
+def nuts_run_dir(tmp_path_factory) -> Path:
+    """A NUTS run with fewer draws than :func:`nuts_sweep`: the same analysis, other
+    draws."""
+    return nuts_run(tmp_path_factory.mktemp("nuts_run") / "run",
+                    **{**SWEEP_SAMPLER, "draws": 200})
+
+
+def plain(html: str) -> str:
+    """The text of a page as a reader sees it (tags dropped, entities decoded)."""
+    return unescape(text_of(html))
+
+
+def worded(html: str) -> str:
+    """The plain text of the headline and sensitivity sections, without the sweep's raw
+    manifest (which quotes the command line that ran, here pytest's)."""
+    sens = section(html, "sensitivity").split("manifest.json</summary>", 1)[0]
+    return plain(section(html, "headline") + sens)
+
+
+def headline_rows(sens: Path) -> list[pd.Series]:
+    """The rows of robustness.csv that the headline words as a sentence with the
+    primary value (those with scenarios to judge)."""
+    rob = read_csv(sens / "robustness.csv")
+    return [r for _, r in rob.iterrows() if r["n_scenarios"] > 0
+            and r["outcome"] in ("success", "severe_ae")]
+
+
+def sweep_primary_row(sens: Path, outcome: str, quantity: str, threshold: float
+                      ) -> pd.Series:
+    p = read_csv(sens / "probabilities.csv")
+    rows = p[p["primary"].astype(bool) & (p["outcome"] == outcome)
+             & (p["quantity"] == quantity) & ((p["threshold"] - threshold).abs() < 1e-9)]
+    return rows.iloc[0]
+
+
+def run_value(run: Path, outcome: str, quantity: str, threshold: float
+              ) -> pd.Series | None:
+    p = read_csv(run / "probabilities.csv")
+    rows = p[(p["outcome"] == outcome) & (p["quantity"] == quantity)
+             & ((p["threshold"] - threshold).abs() < 1e-9)]
+    return None if rows.empty else rows.iloc[0]
+
+
+def primary_column(html: str) -> str:
+    """The header of the robustness table's column of the sweep's primary values."""
+    sens = section(html, "sensitivity")
+    part = sens.split("<h3>Are the conclusions robust?</h3>", 1)[1]
+    return unescape(re.findall(r"<th(?: class=num)?>(.*?)</th>", part)[2])
+
+
+@pytest.mark.parametrize(("config", "differs"), [
+    ({"model": "logit_normal"}, "model: beta_binomial, not this run's logit_normal"),
+    ({"priors": {"phi": "HalfNormal(1)"}},
+     "prior of phi: HalfNormal(sigma=0.5), not this run's HalfNormal(sigma=1)"),
+    ({"definitions": {"success": "evaluable"}},
+     "definition of success: primary, not this run's evaluable"),
+    ({"exclude": ("Joly2012",)}, "excluded studies: none, not this run's Joly2012"),
+], ids=["model", "prior", "definition", "exclude"])
+def test_the_primary_of_a_sweep_of_another_analysis_is_not_another_set_of_draws(
+        sweep_dir, tmp_path, config, differs):
+    """Defect 1: a run of another model (or prior, definition, exclusion) than the
+    sweep's primary analysis is named as a different analysis, with what differs."""
+    html = render_report(exact_run(tmp_path / "run", **config), sweep_dir)
+    text = worded(html)
+    assert "DOES NOT MATCH THIS RUN" in plain(html.split('<section id="headline">')[0])
+    headline = plain(section(html, "headline"))
+    rows = headline_rows(sweep_dir)
+    assert rows
+    for r in rows:
+        assert (f"{r['probability_primary']:.2f} (the exact engine's value, no Monte Carlo "
+                "error) in the sweep's primary analysis, a different analysis from this "
+                f"run's ({differs}") in headline
+    # The run's own value, where it has one, is beside the sweep's, as another analysis's.
+    own = run_value(tmp_path / "run", "success", "theta_new", 0.5)
+    assert f"{differs}; this run's value: {own['probability']:.2f} (exact))" in headline
+    assert "another set of draws" not in text and "refit" not in headline
+    assert "second Monte Carlo estimate" not in text
+    assert primary_column(html) == "primary (sweep's, another analysis)"
+    assert "(the sweep's primary analysis, not this run's)" in plain(section(html,
+                                                                             "sensitivity"))
+
+
+def test_a_nuts_refit_shows_its_own_monte_carlo_error(nuts_run_dir, nuts_sweep):
+    """Defect 2 (and 4, 5): the sweep's refit of the primary analysis is labelled, with
+    the Monte Carlo error the sweep stored, and the run's value and why it differs
+    beside it; "not stored" where the sweep has none."""
+    html = render_report(nuts_run_dir, nuts_sweep)
+    headline = plain(section(html, "headline"))
+    rows = headline_rows(nuts_sweep)
+    assert {r["outcome"] for r in rows} == {"success", "severe_ae"}
+    for r in rows:
+        mine = sweep_primary_row(nuts_sweep, r["outcome"], r["quantity"], r["threshold"])
+        assert mine["mcse"] > 0
+        said = (f"{mine['probability']:.2f} ± {mine['mcse']:.3f} in the sweep's refit of "
+                "the primary analysis")
+        own = run_value(nuts_run_dir, r["outcome"], r["quantity"], r["threshold"])
+        if own is None:  # severe_ae at 20%: not a threshold of the run (defect 5)
+            assert said + " (this run" not in headline and said in headline
+        else:
+            assert own["probability"] != mine["probability"]  # other draws
+            assert (f"{said} (this run: {own['probability']:.2f} ± {own['mcse']:.3f}, the "
+                    "same analysis estimated from another set of draws)") in headline
+    sens = section(html, "sensitivity")
+    assert primary_column(html) == "primary (sweep's refit)"
+    assert "(primary: the sweep's refit)" in plain(sens)
+    assert ("The sweep refitted the primary analysis (settings that differ: sampler "
+            "draws): its probabilities are a second Monte Carlo estimate") in plain(sens)
+    # The joint probability of two separate fits: the sweep stores no Monte Carlo error.
+    joint = next(row for row in robustness_rows(html) if "and severe_ae" in row)
+    assert "(Monte Carlo error not stored)" in joint
+    assert "this run's fit (also" not in headline
+
+
+def test_an_identical_nuts_sweep_is_the_runs_own_fit(nuts_sweep, tmp_path):
+    """Defect 4: the same settings give the same numbers, and the report says they are
+    this run's fit, not a refit."""
+    html = render_report(nuts_run(tmp_path / "run", **SWEEP_SAMPLER), nuts_sweep)
+    text = worded(html)
+    assert "The sweep's primary analysis is this run's fit" in text
+    assert primary_column(html) == "primary (this run's fit)"
+    assert "(primary: this run's fit)" in text
+    headline = plain(section(html, "headline"))
+    assert headline.count("in this run's fit (also the sweep's primary analysis)") == len(
+        headline_rows(nuts_sweep))
+    assert "refit" not in text and " ± " not in headline  # one value: nothing to explain
+
+
+def test_an_exact_sweep_is_not_called_a_monte_carlo_estimate(nuts_run_dir, sweep_dir):
+    """Defect 3: an exact-engine sweep has no Monte Carlo error; the NUTS run's value is
+    the Monte Carlo estimate of it."""
+    html = render_report(nuts_run_dir, sweep_dir)
+    text = worded(html)
+    assert "another set of draws" not in text and "second Monte Carlo" not in text
+    headline = plain(section(html, "headline"))
+    r = next(r for r in headline_rows(sweep_dir)
+             if (r["outcome"], r["quantity"], r["threshold"]) == ("success", "theta_new", 0.5))
+    own = run_value(nuts_run_dir, "success", "theta_new", 0.5)
+    assert (f"{r['probability_primary']:.2f} (the exact engine's value, no Monte Carlo "
+            "error) in the sweep's refit of the primary analysis (this run: "
+            f"{own['probability']:.2f} ± {own['mcse']:.3f}, a Monte Carlo estimate of "
+            "the same quantity)") in headline
+    sens = plain(section(html, "sensitivity"))
+    assert ("The sweep refitted the primary analysis (settings that differ: engine): its "
+            "probabilities are the exact engine's values, with no Monte Carlo error") in sens
+    assert primary_column(html) == "primary (sweep's refit)"
+    assert f"{r['probability_primary']:.2f} (exact)" in robustness_rows(html)[0]
+    assert ("In the sweep's plots, PRIMARY marks the sweep's refit of the primary "
+            "analysis, not this run's fit.") in sens
+
+
+def with_rho_scenario(sens: Path, scenario: str = "S02") -> Path:
+    """The sweep as if one scenario had varied the prior of rho (the writer's format),
+    resealed: the report's rho section then lists it."""
+    frame = read_text_csv(sens / "sensitivity.csv")
+    assert (frame["scenario"] == scenario).any()
+    frame.loc[frame["scenario"] == scenario, "varied"] = "correlation_prior"
+    frame.to_csv(sens / "sensitivity.csv", index=False)
+    return reseal(sens)
+
+
+def test_a_value_the_run_lacks_is_still_labelled_by_whose_fit_it_is(
+        run_dir, nuts_run_dir, sweep_copy):
+    """Defect 5: a sweep's value at a threshold the run does not report (severe_ae at
+    20%), and the joint probability across priors of rho, say whose fit they are."""
+    sens = with_rho_scenario(sweep_copy)
+    assert run_value(run_dir, "severe_ae", "theta_new", 0.2) is None
+    p = sweep_primary_row(sens, "severe_ae", "theta_new", 0.2)["probability"]
+    joint = read_csv(sens / "probabilities.csv")
+    joint = joint[joint["primary"].astype(bool) & joint["quantity"].str.startswith("P(")]
+    p_joint = joint["probability"].iloc[0]
+    # The run's own fit (the exact engine both times): said so, with no refit label.
+    same = render_report(run_dir, sens)
+    assert f"is {p:.2f} in this run's fit (also the sweep's primary analysis) and moves" \
+        in plain(section(same, "headline"))
+    rho = plain(section(same, "benefit_risk"))
+    assert "Across priors of rho (sensitivity sweep)" in rho
+    assert f"{p_joint:.2f} in this run's fit (also the sweep's primary analysis)." in rho
+    # The sweep's refit: labelled as such, the run's own joint value beside it.
+    refit = render_report(nuts_run_dir, sens)
+    assert (f"is {p:.2f} (the exact engine's value, no Monte Carlo error) in the sweep's "
+            "refit of the primary analysis and moves") in plain(section(refit, "headline"))
+    own = read_csv(nuts_run_dir / "benefit_risk.csv")
+    own = own[(own["kind"] == "joint") & (own["quantity"] == "theta_new")]["probability"]
+    assert (f"{p_joint:.2f} (the exact engine's value, no Monte Carlo error) in the sweep's "
+            f"refit of the primary analysis (this run: {own.iloc[0]:.2f} (Monte Carlo "
+            "error not stored), a Monte Carlo estimate of the same quantity).") \
+        in plain(section(refit, "benefit_risk"))
+    for html in (same, refit):
+        assert not re.search(r"\d in the primary analysis", plain(html))
 
 
 def test_limitations_follow_the_data(run_dir, many_run):

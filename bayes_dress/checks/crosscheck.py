@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from bayes_dress.checks.diagnostics import Check
-from bayes_dress.posterior.base import Posterior, key_label
+from bayes_dress.labels import key_text
+from bayes_dress.posterior.base import Posterior
 
 #: |z| above which the sampler and the reference disagree. A check compares ~40
 #: numbers; P(|Z| > 4.5) = 6.8e-6 for one standard normal, ~3e-4 for the largest of 40,
@@ -93,8 +94,8 @@ def agreement_check(table: pd.DataFrame, *, analysis: str, reference: str) -> Ch
         return Check(analysis, "reference_agreement", True, float("nan"), Z_BOUND,
                      f"no quantity to compare with the {reference} engine", "")
     worst = table.loc[table["z"].abs().idxmax()]
-    label = key_label((worst["parameter"], worst["outcome"], worst["study"]),
-                      with_outcome=worst["outcome"] != analysis)
+    label = key_text(worst["parameter"], worst["study"] or "",
+                     worst["outcome"] if worst["outcome"] != analysis else "")
     value = float(abs(worst["z"]))
     return Check(analysis, "reference_agreement", value <= Z_BOUND, value, Z_BOUND,
                  f"largest difference from the {reference} engine {worst['z']:+.2f} standard "

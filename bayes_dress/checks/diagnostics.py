@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_dress.labels import key_text
+
 RHAT_MAX = 1.01
 #: ESS of at least 100 per chain makes R-hat and MCSE estimates themselves reliable.
 ESS_PER_CHAIN_MIN = 100
@@ -126,9 +128,9 @@ def sampler_checks(stats: xr.Dataset, summary: pd.DataFrame, *, analysis: str
             return float("nan"), ""
         idx = fn(values)
         row = varying.loc[idx]
-        label = row["parameter"] + (f"[{row['study']}]" if row["study"] else "")
-        if row.get("analysis", "") and row["outcome"] != row["analysis"]:
-            label = f"{row['outcome'] or 'across outcomes'}: {label}"
+        several = bool(row.get("analysis", "")) and row["outcome"] != row["analysis"]
+        label = key_text(row["parameter"], row["study"] or "",
+                         (row["outcome"] or "across outcomes") if several else "")
         return float(values.loc[idx]), label
 
     value, label = worst("r_hat", lambda v: v.idxmax())
@@ -139,7 +141,8 @@ def sampler_checks(stats: xr.Dataset, summary: pd.DataFrame, *, analysis: str
     for column in ("ess_bulk", "ess_tail"):
         value, label = worst(column, lambda v: v.idxmin())
         checks.append(Check(outcome, column, not value < ess_min, value, ess_min,
-                            f"min {column.replace('_', ' ')} {value:.0f} ({label}), "
+                            f"min {column.replace('_', ' ').replace('ess', 'ESS')} "
+                            f"{value:.0f} ({label}), "
                             f"threshold {ess_min}", REMEDIES[column]))
 
     saturated = _stat(stats, "maxdepth_reached", "reached_max_treedepth")

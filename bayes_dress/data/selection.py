@@ -17,7 +17,8 @@ from functools import cached_property
 import numpy as np
 
 from bayes_dress.data.table import Row, StudyTable
-from bayes_dress.errors import DataError, canonical_name, choices
+from bayes_dress.errors import DataError, choices, shorten
+from bayes_dress.spec.names import did_you_mean, match_name, resolve_name
 
 #: Joins the outcome names of a multi-outcome analysis into its name (outcome names
 #: containing it are written with it escaped in file names: see bayes_dress.rundir).
@@ -135,22 +136,68 @@ class AnalysisData:
         return tuple(f"{b.outcome}: {n}" for b in self.blocks for n in b.notes)
 
 
-def check_definitions(definitions: Mapping[str, str], outcomes: Iterable[str]) -> None:
-    """Every ``--definition OUTCOME=NAME`` must name an outcome being analysed."""
+def check_definitions(definitions: Mapping[str, str], outcomes: Iterable[str]
+                      ) -> dict[str, str]:
+    """Every ``--definition OUTCOME=NAME`` must name an outcome being analysed.
+
+    Parameters
+    ----------
+    definitions : mapping
+        Outcome -> definition, as the user wrote them.
+    outcomes : iterable of str
+        The outcomes being analysed.
+
+    Returns
+    -------
+    dict
+        ``definitions`` keyed by the outcomes' own names: an outcome is matched as
+        ``--outcome`` is, with hyphens for underscores and without regard to case
+        (``severe-ae`` is ``severe_ae``). Of two spellings of one outcome the later wins,
+        as a flag overrides a config file's entry. The definition names are matched
+        against the table by :func:`select_outcome`.
+
+    Raises
+    ------
+    DataError
+        A key names no outcome being analysed (with the nearest one, if any).
+    """
     outcomes = tuple(outcomes)
-    stray = [o for o in definitions if o not in outcomes]
-    if stray:
-        raise DataError(f"--definition given for outcome '{stray[0]}', which is not being "
-                        f"analysed; outcomes: {choices(outcomes)}")
+    resolved: dict[str, str] = {}
+    for given, definition in definitions.items():
+        outcome = match_name(given, outcomes)
+        if outcome is None:
+            raise DataError(f"--definition {shorten(given, 40)}={shorten(definition, 40)}: "
+                            f"outcome '{shorten(given, 40)}' is not being analysed"
+                            f"{did_you_mean(given, outcomes)}; outcomes: {choices(outcomes)}")
+        resolved.pop(outcome, None)  # so that the later spelling also comes last
+        resolved[outcome] = definition
+    return resolved
 
 
 def check_exclusions(table: StudyTable, exclude: Iterable[str]) -> tuple[str, ...]:
-    """Validate ``--exclude`` against the table's studies."""
-    exclude = tuple(dict.fromkeys(exclude))
-    unknown = [s for s in exclude if s not in table.studies]
-    if unknown:
-        raise DataError(f"--exclude {unknown[0]!r}: no such study in {table.path}; "
-                        f"studies: {choices(table.studies)}")
+    """Validate ``--exclude`` against the table's studies.
+
+    Returns
+    -------
+    tuple of str
+        The studies, spelled as in the table (a study is matched without regard to case
+        when that picks out one study), each once.
+
+    Raises
+    ------
+    DataError
+        A name matches no study (with the nearest one, if any), or every study is left
+        out.
+    """
+    resolved = []
+    for given in exclude:
+        study = match_name(given, table.studies)
+        if study is None:
+            raise DataError(f"--exclude '{shorten(given, 40)}': no such study in {table.path}"
+                            f"{did_you_mean(given, table.studies)}; studies: "
+                            f"{choices(table.studies)}")
+        resolved.append(study)
+    exclude = tuple(dict.fromkeys(resolved))
     if set(exclude) >= set(table.studies):
         raise DataError(f"--exclude removes every study in {table.path}; nothing is left "
                         "to analyse")
@@ -184,13 +231,13 @@ def select_outcome(table: StudyTable, outcome: str, *, definition: str | None = 
         Unknown outcome, definition or study; no study left.
     """
     exclude = check_exclusions(table, exclude)
-    outcome = canonical_name(outcome, table.outcomes, what="outcome",
-                             where=f" in {table.path}", listed="available", error=DataError)
+    outcome = resolve_name(outcome, table.outcomes, what="outcome",
+                           where=f" in {table.path}", listed="available", error=DataError)
     if definition is not None:
-        definition = canonical_name(definition, table.definitions(outcome),
-                                    what="definition",
-                                    where=f" for outcome '{outcome}' in {table.path}",
-                                    listed="available", error=DataError)
+        definition = resolve_name(definition, table.definitions(outcome),
+                                  what="definition",
+                                  where=f" for outcome '{outcome}' in {table.path}",
+                                  listed="available", error=DataError)
     notes: list[str] = []
     chosen: list[Row] = []
     by_study = table.rows_by_study(outcome)
@@ -233,8 +280,13 @@ def select_outcome(table: StudyTable, outcome: str, *, definition: str | None = 
 def select_analysis(table: StudyTable, outcomes: Sequence[str], *,
                     definitions: Mapping[str, str] | None = None,
                     exclude: Iterable[str] = ()) -> AnalysisData:
-    """The counts of one analysis over ``outcomes`` (see :func:`select_outcome`)."""
-    definitions = definitions or {}
+    """The counts of one analysis over ``outcomes`` (see :func:`select_outcome`).
+
+    ``definitions`` may hold other analyses' outcomes too (a run's definitions, for each
+    of its analyses); its keys are matched to ``outcomes`` as :func:`check_definitions`
+    matches them, so ``severe-ae`` applies to ``severe_ae``.
+    """
+    definitions = {match_name(o, outcomes) or o: d for o, d in (definitions or {}).items()}
     exclude = tuple(exclude)
     return AnalysisData(tuple(select_outcome(table, o, definition=definitions.get(o),
                                              exclude=exclude) for o in outcomes))

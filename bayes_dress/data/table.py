@@ -17,6 +17,7 @@ import hashlib
 import io
 import math
 import os
+import shlex
 import stat
 import sys
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from bayes_dress.errors import DataError, shorten
 from bayes_dress.resources import bundled_path
+from bayes_dress.spec.names import did_you_mean, match_name
 
 REQUIRED_COLUMNS = ("study", "events", "total")
 #: Column names matched to the package's own, besides a case-insensitive match: common
@@ -227,18 +229,34 @@ def match_columns(header: list[str], path: Path, columns: Mapping[str, str] | No
                   ) -> list[str]:
     """The header with its columns renamed to the package's names: an explicit mapping
     (``--columns events=Responders``) first, then a case-insensitive match of the name
-    or of a common alias (:data:`COLUMN_ALIASES`)."""
+    or of a common alias (:data:`COLUMN_ALIASES`).
+
+    Both sides of a mapping are matched as the automatic match is: ``--columns
+    Study=trial`` finds a column ``Trial``. A header spelled exactly as given wins over
+    one that differs only in case.
+    """
     renamed = list(header)
     taken: set[int] = set()
-    for ours, theirs in (columns or {}).items():
-        if ours not in COLUMN_ALIASES:
-            raise DataError(f"--columns {shorten(ours, 30)}=...: not a column bayes-dress "
-                            f"reads; valid: {', '.join(COLUMN_ALIASES)}")
-        found = [i for i, h in enumerate(header) if h == theirs]
+    for ours_given, theirs in (columns or {}).items():
+        ours = match_name(ours_given, COLUMN_ALIASES)
+        if ours is None:
+            raise DataError(f"--columns {shorten(ours_given, 30)}=...: not a column "
+                            f"bayes-dress reads{did_you_mean(ours_given, COLUMN_ALIASES)}; "
+                            f"valid: {', '.join(COLUMN_ALIASES)}")
+        theirs = theirs.strip()
+        found = [i for i, h in enumerate(header) if h.strip() == theirs]
         if not found:
+            found = [i for i, h in enumerate(header)
+                     if h.strip().casefold() == theirs.casefold()]
+        listing = shorten(', '.join(h for h in header if h), 200)
+        if len(found) > 1:
+            raise DataError(f"{path}: --columns {ours}={shorten(theirs, 40)}: columns "
+                            f"{', '.join(repr(header[i]) for i in found)} differ only in "
+                            "case; write the one meant exactly as it is spelled")
+        if not found:
+            hint = did_you_mean(theirs, [h for h in header if h.strip()])
             raise DataError(f"{path}: --columns {ours}={shorten(theirs, 40)}: no column "
-                            f"'{shorten(theirs, 40)}' (found: "
-                            f"{shorten(', '.join(h for h in header if h), 200)})")
+                            f"'{shorten(theirs, 40)}'{hint} (found: {listing})")
         renamed[found[0]] = ours
         taken.add(found[0])
     for ours, aliases in COLUMN_ALIASES.items():
@@ -261,8 +279,10 @@ def _missing_column_error(path: Path, header: list[str], missing: list[str]) -> 
         close = difflib.get_close_matches(name, [h.lower() for h in found], n=1, cutoff=0.5)
         if close:
             original = next(h for h in found if h.lower() == close[0])
-            hints.append(f"is '{original}' the {name} column? pass --columns "
-                         f"{name}={original}")
+            # Quoted for the shell: a header such as 'Study Name' must reach --columns as
+            # one argument.
+            hints.append(f"is '{shorten(original, 40)}' the {name} column? pass --columns "
+                         f"{shorten(shlex.quote(f'{name}={original}'), 60)}")
     hint = "; " + "; ".join(hints) if hints else (
         "; name them, or map yours with --columns study=NAME --columns events=NAME "
         "--columns total=NAME")

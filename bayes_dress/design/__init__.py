@@ -31,10 +31,10 @@ oc
     Single-arm trial: :func:`boundary1s` (:class:`Boundary1S` with explicit
     ``never``/``always``), :func:`oc1s` (exact binomial enumeration), :func:`pos1s`,
     :class:`Design1S`.
-oc2s
+two_arms
     Two-arm trial: :func:`boundary2s` (:class:`Boundary2S`), :func:`oc2s`, :func:`pos2s`,
     :class:`Design2S` (with RBesT's ``eps`` restriction).
-sample_size
+sizing
     :func:`sample_size`: smallest n meeting type I error and power, and whether every
     larger n does (binomial OCs saw-tooth).
 endpoints
@@ -68,18 +68,19 @@ from __future__ import annotations
 import importlib
 
 #: Public name -> the module that defines it; imported on first use, so that
-#: registering the ``design`` command does not import the numerical core.
+#: registering the ``design`` command does not import the numerical core. No module
+#: shares a public name: importing it would bind the module over the function here.
 _EXPORTS = {
     "ApproximationCheck": "bayes_dress.design.approximation",
     "AutoMixFit": "bayes_dress.design.mixfit",
     "BetaBinomialMixture": "bayes_dress.design.mixture",
     "BetaMixture": "bayes_dress.design.mixture",
     "Boundary1S": "bayes_dress.design.oc",
-    "Boundary2S": "bayes_dress.design.oc2s",
+    "Boundary2S": "bayes_dress.design.two_arms",
     "Condition": "bayes_dress.design.decision",
     "ConflictTable": "bayes_dress.design.conflict",
     "Design1S": "bayes_dress.design.oc",
-    "Design2S": "bayes_dress.design.oc2s",
+    "Design2S": "bayes_dress.design.two_arms",
     "EssResult": "bayes_dress.design.ess",
     "EssSummary": "bayes_dress.design.ess",
     "MixFit": "bayes_dress.design.mixfit",
@@ -87,7 +88,7 @@ _EXPORTS = {
     "PosteriorEvaluator": "bayes_dress.design.oc",
     "ROBUST": "bayes_dress.design.mixture",
     "Rule": "bayes_dress.design.decision",
-    "SampleSizeResult": "bayes_dress.design.sample_size",
+    "SampleSizeResult": "bayes_dress.design.sizing",
     "Shape": "bayes_dress.design.ess",
     "TabulatedDensity": "bayes_dress.design.tabulated",
     "TwoEndpointDesign": "bayes_dress.design.endpoints",
@@ -95,7 +96,7 @@ _EXPORTS = {
     "WeightMap": "bayes_dress.design.robust_map",
     "automixfit": "bayes_dress.design.mixfit",
     "boundary1s": "bayes_dress.design.oc",
-    "boundary2s": "bayes_dress.design.oc2s",
+    "boundary2s": "bayes_dress.design.two_arms",
     "check_approximation": "bayes_dress.design.approximation",
     "combine": "bayes_dress.design.mixture",
     "conflict_table": "bayes_dress.design.conflict",
@@ -111,16 +112,16 @@ _EXPORTS = {
     "mix_from_json": "bayes_dress.design.mixjson",
     "mix_to_json": "bayes_dress.design.mixjson",
     "oc1s": "bayes_dress.design.oc",
-    "oc2s": "bayes_dress.design.oc2s",
+    "oc2s": "bayes_dress.design.two_arms",
     "parse_rule": "bayes_dress.design.decision",
     "pos1s": "bayes_dress.design.oc",
-    "pos2s": "bayes_dress.design.oc2s",
+    "pos2s": "bayes_dress.design.two_arms",
     "predictive_p_values": "bayes_dress.design.conflict",
     "predictive_pmf": "bayes_dress.design.oc",
     "prob_difference": "bayes_dress.design.decision",
     "read_mix_json": "bayes_dress.design.mixjson",
     "robustify": "bayes_dress.design.mixture",
-    "sample_size": "bayes_dress.design.sample_size",
+    "sample_size": "bayes_dress.design.sizing",
     "shape": "bayes_dress.design.ess",
     "success_probability": "bayes_dress.design.oc",
     "weight_map": "bayes_dress.design.robust_map",

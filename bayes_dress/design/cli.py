@@ -24,7 +24,9 @@ MAX_N = 10_000
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A TOML design config; flags override it [the bundled default design].")
-@click.option("--outcome", help="Outcome whose MAP prior is the trial's prior [success].")
+@click.option("--outcome", help="Outcome whose MAP prior is the trial's prior; a hyphen "
+                                "may stand for an underscore [the config's; with the "
+                                "bundled config, success, or the run's only outcome].")
 @click.option("--n", "n", type=click.IntRange(min=1, max=MAX_N),
               help="Patients in the single-arm trial [40].")
 @click.option("--rule", help="Success rule, e.g. 'P(theta > 0.3) > 0.95' (quote it for the "
@@ -61,12 +63,15 @@ def design_command(run_dir, config_path, outcome, n, rule, robust_weight, sensit
     from bayes_dress.rundir.read import load_run
     from bayes_dress.rundir.write import default_run_dir
 
+    # --outcome is not laid over the config here but matched to the run's outcomes by
+    # run_design: so 'severe-ae' is 'severe_ae', and the bundled config's 'success'
+    # gives way to the only outcome of a run without it, unless the flag asks for it.
     plan = load_plan(config_path).with_flags(n=n, rule=rule, robust_weight=robust_weight,
-                                             outcome=outcome, sensitivity=sensitivity)
+                                             sensitivity=sensitivity)
     run = load_run(run_dir)
     out = out or default_run_dir("design")
     check_destination(out, overwrite=overwrite)
-    result = run_design(run, plan, progress=progress, jobs=jobs)
+    result = run_design(run, plan, outcome=outcome, progress=progress, jobs=jobs)
     write_design(result, out, overwrite=overwrite, progress=progress)
     for line in result.headline():
         click.echo(one_line(line))

@@ -70,6 +70,9 @@ class SampleSizeResult:
             return text + f" (and every n up to {n_max} meets them)"
         if self.stable_from is None:
             return text + f"; not every larger n does, and n = {n_max} does not"
+        if self.stable_from == n_max:
+            return text + (f"; not every larger n does; of the larger ones only n = {n_max}, "
+                           "the end of the search, does")
         return text + f"; not every larger n does; all n from {self.stable_from} to {n_max} do"
 
 

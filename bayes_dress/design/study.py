@@ -24,6 +24,7 @@ Steps, for the design's outcome (and, with a ``[safety]`` table, for the safety 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 import warnings
@@ -41,11 +42,12 @@ from bayes_dress.design.map_design import MapDesign, map_design
 from bayes_dress.design.map_prior import map_prior
 from bayes_dress.design.mixture import BetaMixture
 from bayes_dress.design.oc import Boundary1S, boundary1s, success_probability
-from bayes_dress.design.oc2s import Design2S
 from bayes_dress.design.plan import DesignPlan, RobustSpec
 from bayes_dress.design.robust_map import WeightMap, weight_map
-from bayes_dress.design.sample_size import SampleSizeResult, sample_size
-from bayes_dress.errors import SpecError, choices
+from bayes_dress.design.sizing import SampleSizeResult, sample_size
+from bayes_dress.design.two_arms import Design2S
+from bayes_dress.errors import SpecError, choices, shorten
+from bayes_dress.spec.names import did_you_mean, match_name
 
 UNIFORM = BetaMixture.beta(1.0, 1.0, name="uniform")
 #: Grid of the two-endpoint OC (each rate), and of the two-arm type I error and power.
@@ -285,12 +287,90 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _analysis(run, outcome: str, key: str, where: str):
-    try:
-        return run.analysis_of(outcome)
-    except KeyError:
-        raise SpecError(f"{where}: '{key}' is '{outcome}', which run '{run.path}' did not "
-                        f"analyse; its outcomes: {choices(run.outcomes)}") from None
+def _run_outcome(run, name: str, *, flag: str | None, key: str, where: str) -> str:
+    """The outcome of ``run`` that ``name`` spells (hyphens for underscores, any case), or
+    a one-line error naming the nearest the run analysed."""
+    found = match_name(name, run.outcomes)
+    if found is not None:
+        return found
+    hint = did_you_mean(name, run.outcomes)
+    said = (f"{flag} '{shorten(name)}': run '{run.path}' did not analyse it" if flag else
+            f"{where}: '{key}' is '{shorten(name)}', which run '{run.path}' did not analyse")
+    raise SpecError(f"{said}{hint}; its outcomes: {choices(run.outcomes)}")
+
+
+def plan_for_run(run, plan: DesignPlan, outcome: str | None = None
+                 ) -> tuple[DesignPlan, list[str]]:
+    """``plan`` with its outcomes spelled as ``run`` spells them, and the notes to print.
+
+    Parameters
+    ----------
+    run : SavedRun
+    plan : DesignPlan
+    outcome : str, optional
+        The ``--outcome`` flag: the design's outcome, over the plan's.
+
+    Returns
+    -------
+    plan : DesignPlan
+        Its ``outcome`` (and safety outcome) one the run analysed. Without
+        ``outcome``, the bundled config's ``success`` stands in for the run's only outcome
+        when the run did not analyse ``success``: so a run on a user's table, whose one
+        outcome is ``events``, is designed without flags. The bundled config's safety
+        rule is dropped, with a note, when the run has no outcome of its name or when it
+        is the design's own outcome.
+    notes : list of str
+
+    Raises
+    ------
+    SpecError
+        An outcome the run did not analyse (with the nearest it did), or a bundled
+        default the run cannot stand in for because it analysed several outcomes.
+    """
+    notes: list[str] = []
+    outcomes = run.outcomes
+    if outcome is not None:
+        chosen = _run_outcome(run, outcome, flag="--outcome", key="outcome", where=plan.where)
+    elif (plan.bundled and match_name(plan.outcome, outcomes) is None
+          and plan.outcome == _bundled_outcome()):
+        if len(outcomes) != 1:
+            raise SpecError(f"{plan.where}: 'outcome' is '{plan.outcome}', which run "
+                            f"'{run.path}' did not analyse; it analysed several outcomes, "
+                            f"{choices(outcomes)}: pass --outcome with the one whose MAP "
+                            "prior is the trial's prior")
+        chosen = outcomes[0]
+        notes.append(f"the design's outcome is '{chosen}', the run's only outcome (the "
+                     f"bundled config names '{plan.outcome}', which the run did not "
+                     "analyse)")
+    else:
+        chosen = _run_outcome(run, plan.outcome, flag=None, key="outcome", where=plan.where)
+    safety = plan.safety
+    if safety is not None:
+        found = match_name(safety.outcome, outcomes)
+        if plan.bundled and found is None:
+            notes.append(f"no safety rule: the run has no outcome '{safety.outcome}' "
+                         "(the bundled config's safety outcome)")
+            safety = None
+        elif plan.bundled and found == chosen:
+            notes.append(f"no safety rule: '{chosen}', the bundled config's safety "
+                         "outcome, is the design's outcome")
+            safety = None
+        else:
+            found = _run_outcome(run, safety.outcome, flag=None, key="safety.outcome",
+                                 where=plan.where)
+            if found == chosen:
+                raise SpecError(f"{plan.where}: 'safety.outcome' ('{found}') must differ "
+                                f"from the design's outcome ('{chosen}'): the safety rule "
+                                "is on a second outcome")
+            safety = dataclasses.replace(safety, outcome=found)
+    return dataclasses.replace(plan, outcome=chosen, safety=safety), notes
+
+
+def _bundled_outcome() -> str:
+    """The outcome the bundled design config names (``success``)."""
+    from bayes_dress.design.plan import load_plan
+
+    return load_plan().outcome
 
 
 def single_arm(md: MapDesign, plan: DesignPlan) -> SingleArm:
@@ -316,8 +396,8 @@ def single_arm(md: MapDesign, plan: DesignPlan) -> SingleArm:
                      theta, oc, boundaries, size, wmap, approx)
 
 
-def run_design(run, plan: DesignPlan | None = None, *, progress=None,
-               jobs: int | None = None) -> DesignResult:
+def run_design(run, plan: DesignPlan | None = None, *, outcome: str | None = None,
+               progress=None, jobs: int | None = None) -> DesignResult:
     """Run a whole design for a saved run (``bayes-dress design`` without the writing).
 
     Parameters
@@ -327,6 +407,9 @@ def run_design(run, plan: DesignPlan | None = None, *, progress=None,
         :func:`bayes_dress.rundir.read.load_run`), or one already loaded.
     plan : DesignPlan, optional
         Default: the bundled default design config.
+    outcome : str, optional
+        The design's outcome, over the plan's (as ``--outcome``; see
+        :func:`plan_for_run` for how outcome names are matched to the run's).
     progress : callable, optional
         ``progress(message)`` as each step starts.
     jobs : int, optional
@@ -350,10 +433,11 @@ def run_design(run, plan: DesignPlan | None = None, *, progress=None,
     # handles them); its RuntimeWarnings would only clutter a user's terminal.
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _run_design(run, plan, progress=progress, jobs=jobs)
+        return _run_design(run, plan, outcome=outcome, progress=progress, jobs=jobs)
 
 
-def _run_design(run, plan: DesignPlan, *, progress=None, jobs=None) -> DesignResult:
+def _run_design(run, plan: DesignPlan, *, outcome=None, progress=None,
+                jobs=None) -> DesignResult:
     from bayes_dress.rundir import layout
     from bayes_dress.rundir.read import SavedRun, load_run
 
@@ -362,12 +446,12 @@ def _run_design(run, plan: DesignPlan, *, progress=None, jobs=None) -> DesignRes
     start = time.perf_counter()
     if not isinstance(run, SavedRun):
         run = load_run(run)
-    notes: list[str] = []
+    plan, notes = plan_for_run(run, plan, outcome)
     seed = run.manifest.get("seed")
     source = plan.map.source
 
-    def build(outcome: str, key: str, weight: float | None = None) -> MapDesign:
-        analysis = _analysis(run, outcome, key, plan.where)
+    def build(outcome: str, weight: float | None = None) -> MapDesign:
+        analysis = run.analysis_of(outcome)  # plan_for_run matched it to the run's
         say(f"MAP prior of {outcome}")
         t0 = time.perf_counter()
         mp = map_prior(analysis, outcome, source=source, seed=seed)
@@ -381,23 +465,18 @@ def _run_design(run, plan: DesignPlan, *, progress=None, jobs=None) -> DesignRes
         notes.extend(f"{outcome}: {n}" for n in mp.notes)
         return md
 
-    efficacy = build(plan.outcome, "outcome")
+    efficacy = build(plan.outcome)
     say("single-arm trial: boundary, operating characteristics, sample size")
     t0 = time.perf_counter()
     trial = single_arm(efficacy, plan)
     timings["single-arm trial"] = time.perf_counter() - t0
     safety = None
     if plan.safety is not None:
-        if plan.safety.outcome not in run.outcomes and plan.bundled:
-            notes.append(f"no safety rule: the run has no outcome '{plan.safety.outcome}' "
-                         "(the bundled config's safety outcome)")
-        else:
-            md = build(plan.safety.outcome, "safety.outcome", plan.safety.robust_weight)
-            rule = plan.safety_rule
-            design = TwoEndpointDesign(plan.trial.n, efficacy.robust, plan.rule, md.robust,
-                                       rule)
-            safety = SafetyRule(md, rule, plan.safety.acceptable, plan.safety.unacceptable,
-                                design, GRID_2D, GRID_2D, design.oc(GRID_2D, GRID_2D))
+        md = build(plan.safety.outcome, plan.safety.robust_weight)
+        rule = plan.safety_rule
+        design = TwoEndpointDesign(plan.trial.n, efficacy.robust, plan.rule, md.robust, rule)
+        safety = SafetyRule(md, rule, plan.safety.acceptable, plan.safety.unacceptable,
+                            design, GRID_2D, GRID_2D, design.oc(GRID_2D, GRID_2D))
     two_arm = None
     if plan.two_arm is not None:
         say("two-arm trial")

@@ -251,6 +251,9 @@ def fit_analysis(analysis: Analysis, *, settings: SamplerSettings,
         # is proper, so if the reference cannot bound it (a very flat posterior) the
         # sampler still runs, unchecked, and says so.
         ref_options = FitOptions(refine=False, reference=True)
+        if options.progress is not None:
+            options.progress(f"{name}: {reference.name} engine (the reference the "
+                             "draws are checked against)")
         try:
             reference_fit = reference.fit(analysis, settings=settings, seeds=seeds,
                                           options=ref_options)
@@ -271,6 +274,8 @@ def fit_analysis(analysis: Analysis, *, settings: SamplerSettings,
         improper = ", ".join(f"{k} ~ {p}" for k, p in priors.items() if not p.proper)
         notes.append(f"improper prior ({improper}): no prior draws, so no "
                      "prior-versus-posterior comparison")
+    if options.progress is not None:
+        options.progress(f"{name}: summaries and diagnostic checks")
     summary = summarize(fitted.posterior, analysis=name, prior=prior)
     checks = check_fit(fitted.evidence, summary, analysis=name)
     comparison = None
@@ -365,14 +370,12 @@ def prepare(config: RunConfig) -> Prepared:
     model = get_model(config.model)
     priors = resolve_priors(model.spec, config.priors)
     outcomes = resolve_outcomes(table, config.outcomes, model)
-    definitions = {o.replace("-", "_") if o not in table.outcomes
-                   and o.replace("-", "_") in table.outcomes else o: d
-                   for o, d in config.definitions.items()}
-    check_definitions(definitions, outcomes)
-    check_exclusions(table, config.exclude)
+    # Both checks return the names as the table spells them (hyphens, case).
+    definitions = check_definitions(config.definitions, outcomes)
+    exclude = check_exclusions(table, config.exclude)
     analyses = tuple(
         Analysis(model, select_analysis(table, group, definitions=definitions,
-                                        exclude=config.exclude), priors)
+                                        exclude=exclude), priors)
         for group in analyses_of(model, outcomes, table))
     return Prepared(table=table, model=model, priors=priors, analyses=analyses)
 

@@ -123,13 +123,24 @@ def format_benefit_risk(result: FitResult) -> list[str]:
         return []
     spec = result.config.benefit_risk
     joint = bool(table["correlation_modelled"].any())
-    lines = [f"benefit-risk ({terminal_safe(spec.benefit)} vs {terminal_safe(spec.risk)}"
-             + (", correlated study effects)" if joint else
-                ", fitted separately: paired as independent)")]
+    together = [f for f in result.fits.values()
+                if {spec.benefit, spec.risk} <= set(f.outcomes)]
+    fixed = together[0].analysis.priors.get("rho") if together else None
+    fixed = fixed.fixed_value if fixed is not None else None
+    if joint:
+        how = "correlated study effects"
+    elif together and fixed not in (None, 0):
+        how = f"one joint analysis with rho fixed at {fixed:g}"
+    elif together:
+        how = "one joint analysis with rho fixed at 0: independent"
+    else:
+        how = "fitted separately: paired as independent"
+    lines = [f"benefit-risk ({terminal_safe(spec.benefit)} vs {terminal_safe(spec.risk)}, "
+             f"{how})"]
     for _, row in table[table["kind"] == "joint"].iterrows():
         lines.append(f"  P({row['event']}), {row['level']}: {row['probability']:.2f}"
                      + (f" ± {row['mcse']:.2f} (independence: {row['independent']:.2f})"
-                        if joint else ""))
+                        if joint or row["mcse"] > 0 else ""))
     ncb = table[(table["kind"] == "net_benefit") & (table["quantity"] == "theta_new")]
     shown = ncb[ncb["weight"].isin([0.5, 1.0, 2.0])]
     if not shown.empty:

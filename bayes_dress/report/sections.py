@@ -13,6 +13,7 @@ import math
 import re
 import shlex
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 
 import pandas as pd
@@ -46,10 +47,11 @@ SECTIONS = (("headline", "Headline"), ("diagnostics", "Diagnostics"),
             ("data", "Studies and data"), ("models", "Model and priors"),
             ("benefit_risk", "Benefit and risk"), ("plots", "Plots"),
             ("posterior", "Posterior summary"), ("sensitivity", "Sensitivity"),
+            ("calibration", "Calibration (simulation-based)"),
             ("design", "Designing the next trial"), ("limitations", "Limitations"),
             ("reproducibility", "Reproducibility"))
 #: Sections present only when the run (or the directories given) has something for them.
-OPTIONAL_SECTIONS = ("benefit_risk", "design")
+OPTIONAL_SECTIONS = ("benefit_risk", "calibration", "design")
 
 
 def outcomes_of(run: RunFiles) -> list[str]:
@@ -122,26 +124,84 @@ def problem_scenarios(sens: SensitivityFiles) -> pd.DataFrame:
     return bad[keep].drop_duplicates()
 
 
-def sweep_mismatches(run: RunFiles, sens: SensitivityFiles) -> list[str]:
-    """How the sweep's primary analysis differs from this run (data file, model)."""
+def _dict(value: object) -> dict:
+    """``value`` when it is a JSON object, else empty: a sweep's manifest is checked for
+    its files, not for the shape of every entry."""
+    return value if isinstance(value, dict) else {}
+
+
+def _primary_scenario(sens: SensitivityFiles) -> dict:
+    """The manifest's entry of the sweep's primary scenario (its resolved priors)."""
+    frame = sens.sensitivity
+    ids = set(frame.loc[frame["primary"].map(truthy).fillna(False).astype(bool), "scenario"])
+    scenarios = sens.manifest.get("scenarios") if isinstance(sens.manifest, dict) else None
+    for scenario in scenarios if isinstance(scenarios, list) else ():
+        if isinstance(scenario, dict) and scenario.get("id") in ids:
+            return scenario
+    return {}
+
+
+def _differences(run: RunFiles, sens: SensitivityFiles) -> list[tuple[str, str]]:
+    """How the sweep's primary analysis differs from this run's analysis, as (short, long)
+    descriptions: data file, model, priors, outcome definitions, excluded studies: what
+    makes it another analysis. Engine and sampler settings do not (that is a refit)."""
     if not isinstance(sens.manifest, dict):
         return []
     found = []
-    run_sha = (run.manifest.get("data") or {}).get("sha256")
-    sweep_sha = (sens.manifest.get("data") or {}).get("sha256")
+    run_sha = _dict(run.manifest.get("data")).get("sha256")
+    sweep_sha = _dict(sens.manifest.get("data")).get("sha256")
     if run_sha and sweep_sha and run_sha != sweep_sha:
-        found.append(f"data: the sweep used a different data file (sha256 {sweep_sha[:12]}…, "
-                     f"this run {run_sha[:12]}…)")
-    run_model = (run.manifest.get("config") or {}).get("model")
-    sweep_model = (sens.manifest.get("primary_config") or {}).get("model")
+        found.append(("data file: not this run's",
+                      f"data: the sweep used a different data file (sha256 "
+                      f"{sweep_sha[:12]}…, this run {run_sha[:12]}…)"))
+    differ = []  # (what, the sweep's, this run's)
+    run_config = _dict(run.manifest.get("config"))
+    sweep_config = _dict(sens.manifest.get("primary_config"))
+    run_model, sweep_model = run_config.get("model"), sweep_config.get("model")
     if run_model and sweep_model and run_model != sweep_model:
-        found.append(f"model: the sweep's primary analysis is {sweep_model}, this run is "
-                     f"{run_model}")
+        differ.append(("model", sweep_model, run_model))
+    # Priors as each fit resolved them (defaults filled in), so that a prior given
+    # explicitly as its default is no difference. Another model has other priors anyway.
+    run_priors = _dict(run.manifest.get("priors"))
+    sweep_priors = _dict(_primary_scenario(sens).get("priors"))
+    if run_model == sweep_model and run_priors and sweep_priors:
+        differ += [(f"prior of {k}", sweep_priors.get(k, "none"), run_priors.get(k, "none"))
+                   for k in dict.fromkeys([*sweep_priors, *run_priors])
+                   if run_priors.get(k) != sweep_priors.get(k)]
+    # Definitions as the fits used them (data_used.csv, sensitivity.csv), not as the
+    # command lines spelled them: a default named explicitly is no difference.
+    frame = sens.sensitivity
+    primary_rows = frame[frame["primary"].map(truthy).fillna(False).astype(bool)]
+    used = run.data_used
+    for outcome, rows in primary_rows.groupby("outcome", sort=False):
+        ours = set(used.loc[used["outcome"] == outcome, "definition"].astype(str))
+        theirs = {d for d in str(rows["definition"].iloc[0]).split("/")
+                  if d.strip() and d != "nan"}
+        if ours and theirs and ours != theirs:  # empty: an outcome one of them lacks
+            differ.append((f"definition of {outcome}", "/".join(sorted(theirs)),
+                           "/".join(sorted(ours))))
+    run_out = sorted({str(s) for s in run_config.get("exclude") or ()})
+    sweep_out = sorted({str(s) for s in sweep_config.get("exclude") or ()})
+    # A study is matched without regard to case (--exclude joly2012): so are they here.
+    if {s.casefold() for s in run_out} != {s.casefold() for s in sweep_out}:
+        differ.append(("excluded studies", ", ".join(sweep_out) or "none",
+                       ", ".join(run_out) or "none"))
+    found += [(f"{what}: {theirs}, not this run's {ours}",
+               f"{what}: the sweep's primary analysis has {theirs}, this run {ours}")
+              for what, theirs, ours in differ]
     return found
+
+
+def sweep_mismatches(run: RunFiles, sens: SensitivityFiles) -> list[str]:
+    """How the sweep's primary analysis differs from this run (data file, model, priors,
+    definitions, excluded studies): a different analysis, not a refit of this one."""
+    return [long for _, long in _differences(run, sens)]
 
 
 #: Sampler and data settings that make a sweep's primary fit the run's own fit.
 SAME_FIT_KEYS = ("model", "engine", "priors", "definitions", "exclude")
+#: Sampler settings that change NUTS draws (an exact fit computes, it does not sample).
+SAMPLER_KEYS = ("seed", "draws", "tune", "chains", "target_accept", "name")
 
 
 def _primary_probabilities(sens: SensitivityFiles) -> dict[tuple, tuple[float, float]]:
@@ -163,31 +223,191 @@ def run_probability(run: RunFiles, outcome: str, quantity: str, threshold: float
     return _float(row["probability"]), _float(row.get("mcse"))
 
 
-def primary_agreement(run: RunFiles, sens: SensitivityFiles) -> tuple[bool | None, str]:
-    """Whether the sweep's primary analysis is this run's fit (identical numbers), and a
-    sentence saying so, or saying that it is the sweep's own refit and how it differs."""
+def with_error(p: object, mcse: object, engine: str | None, *, short: bool = False
+               ) -> Markup:
+    """A probability with its Monte Carlo error, worded by the engine that computed it.
+
+    Parameters
+    ----------
+    p, mcse : object
+        The probability and its Monte Carlo standard error as read from a CSV.
+    engine : str or None
+        The engine of the fit: ``"exact"`` values have no Monte Carlo error.
+    short : bool
+        "(exact)" instead of the sentence, for table cells and asides.
+
+    Returns
+    -------
+    Markup
+        "0.62 ± 0.018" (NUTS), "0.67 (exact)" or "0.67 (the exact engine's value, no
+        Monte Carlo error)", or "0.20 (Monte Carlo error not stored)" when the file has
+        none (e.g. a joint probability of two separate fits): none is invented.
+    """
+    if engine == "exact":
+        return Markup(f"{num(p, 2)} " + ("(exact)" if short else
+                                         "(the exact engine's value, no Monte Carlo error)"))
+    error = _float(mcse)
+    if error is None or math.isnan(error):
+        return Markup(f"{num(p, 2)} (Monte Carlo error not stored)")
+    return Markup(f"{num(p, 2)} ± {num(error, 3)}")
+
+
+@dataclass(frozen=True)
+class SweepPrimary:
+    """The sweep's primary analysis as seen from the run, so that every value of it in
+    the report says whose fit it is (issue 16).
+
+    Attributes
+    ----------
+    relation : str
+        ``"same"``: it is this run's fit (the probabilities they share are identical);
+        ``"refit"``: the same analysis, fitted again by the sweep (other draws, another
+        engine, or nothing shared to compare); ``"other"``: another analysis.
+    differences : tuple of str
+        For ``"other"``, what differs (data file, model, priors, definitions, excluded
+        studies), each as "what: the sweep's, not this run's …".
+    engine, run_engine : str or None
+        The engines of the sweep's primary fit and of the run (None when not recorded).
+    settings : tuple of str
+        Settings of the two fits that differ (for a refit: why its numbers differ).
+    run : SavedRun
+        The run, for its own value of a quantity.
+    values : dict
+        The sweep's primary probabilities: (outcome, quantity, threshold) -> (p, mcse).
+    """
+
+    relation: str
+    differences: tuple[str, ...]
+    engine: str | None
+    run_engine: str | None
+    settings: tuple[str, ...]
+    run: RunFiles
+    values: dict[tuple, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    def mcse(self, outcome: str, quantity: str, threshold: float) -> float | None:
+        """The Monte Carlo error the sweep stored for one of its primary probabilities."""
+        return self.values.get((outcome, quantity, round(float(threshold), 9)),
+                               (None, None))[1]
+
+    def own(self, outcome: str, quantity: str, threshold: float
+            ) -> tuple[float, float] | None:
+        """The run's own value of the probability and its MCSE, if the run has it."""
+        return run_probability(self.run, outcome, quantity, float(threshold))
+
+    @property
+    def name(self) -> str:
+        """What the sweep's primary values are, for labels: "this run's fit", "the
+        sweep's refit of the primary analysis", or "the sweep's primary analysis"."""
+        return {"same": "this run's fit", "refit": "the sweep's refit of the primary "
+                "analysis"}.get(self.relation, "the sweep's primary analysis")
+
+    def reason(self) -> str:
+        """Why the run's value of a quantity differs from the sweep's refit of the same
+        analysis, by engine: only NUTS values carry Monte Carlo error."""
+        engines = (self.engine, self.run_engine)
+        if engines == ("nuts", "nuts"):
+            return "the same analysis estimated from another set of draws"
+        if engines == ("exact", "nuts"):
+            return "a Monte Carlo estimate of the same quantity"
+        if engines == ("nuts", "exact"):
+            return "the exact value of the quantity the sweep estimates"
+        if engines == ("exact", "exact"):
+            return "the same quantity computed exactly again, with " + (
+                f"other settings ({', '.join(self.settings)})" if self.settings
+                else "another version of bayes-dress")
+        return "the same analysis, fitted separately"
+
+
+def _settings_that_differ(run: RunFiles, sens: SensitivityFiles) -> list[str]:
+    run_config = _dict(run.manifest.get("config"))
+    sweep_config = _dict(sens.manifest.get("primary_config"))
+    differ = [k for k in SAME_FIT_KEYS if run_config.get(k) != sweep_config.get(k)]
+    # Sampler settings matter only when both fits sample: an exact fit uses them for
+    # prior draws alone, never for its probabilities.
+    if run_config.get("engine") == sweep_config.get("engine") == "nuts":
+        run_sampler = _dict(run_config.get("sampler"))
+        sweep_sampler = _dict(sweep_config.get("sampler"))
+        differ += [f"sampler {k}" for k in SAMPLER_KEYS
+                   if run_sampler.get(k) != sweep_sampler.get(k)]
+    return differ
+
+
+def _identical(run: RunFiles, values: dict) -> bool | None:
+    """Whether every probability the run and the sweep's primary share is the same to
+    the digit (None: they share none)."""
     shared = []
-    for (outcome, quantity, threshold), (p, _) in _primary_probabilities(sens).items():
+    for (outcome, quantity, threshold), (p, _) in values.items():
         own = run_probability(run, outcome, quantity, threshold)
         if own is not None and p is not None:
             shared.append(abs(own[0] - p) <= 1e-9)
-    if not shared:
-        return None, ""
-    if all(shared):
+    return all(shared) if shared else None
+
+
+def sweep_primary(run: RunFiles, sens: SensitivityFiles) -> SweepPrimary:
+    """What the sweep's primary analysis is to this run.
+
+    Parameters
+    ----------
+    run : SavedRun
+        The run the report is of.
+    sens : SavedSweep
+        The sweep given with it.
+
+    Returns
+    -------
+    SweepPrimary
+        Its relation to the run: this run's own fit, a refit of the same analysis, or
+        another analysis (what :func:`sweep_mismatches` finds takes precedence).
+    """
+    values = _primary_probabilities(sens)
+    differences = tuple(short for short, _ in _differences(run, sens))
+    identical = _identical(run, values)
+    # A different analysis is named as such even if some numbers happen to agree.
+    relation = ("other" if differences else "same" if identical else "refit")
+    engine = _dict(sens.manifest.get("primary_config")).get("engine") \
+        if isinstance(sens.manifest, dict) else None
+    run_engine = run.manifest.get("engine") or _dict(run.manifest.get("config")).get("engine")
+    return SweepPrimary(relation=relation, differences=differences, engine=engine,
+                        run_engine=run_engine,
+                        settings=tuple(_settings_that_differ(run, sens)), run=run,
+                        values=values)
+
+
+def primary_agreement(run: RunFiles, sens: SensitivityFiles) -> tuple[bool | None, str]:
+    """Whether the sweep's primary analysis is this run's fit (identical numbers), and a
+    sentence saying so, or saying that it is the sweep's own refit, why its numbers
+    differ, and whether they carry Monte Carlo error (by engine)."""
+    primary = sweep_primary(run, sens)
+    identical = _identical(run, primary.values)
+    if primary.relation == "other":
+        return False, ("The sweep's primary analysis is not this run's analysis ("
+                       + "; ".join(primary.differences) + "): its values are labelled "
+                       "as the sweep's, not this run's.")
+    if identical:
         return True, ("The sweep's primary analysis is this run's fit: the same data, "
                       "model, priors and sampler settings give identical numbers.")
-    run_config = run.manifest.get("config") or {}
-    sweep_config = sens.manifest.get("primary_config") or {}
-    differ = [k for k in SAME_FIT_KEYS if run_config.get(k) != sweep_config.get(k)]
-    run_sampler, sweep_sampler = (run_config.get("sampler") or {},
-                                  sweep_config.get("sampler") or {})
-    differ += [f"sampler {k}" for k in ("seed", "draws", "tune", "chains", "target_accept",
-                                        "name") if run_sampler.get(k) != sweep_sampler.get(k)]
-    why = (f" (settings that differ: {', '.join(differ)})" if differ else
-           " (the same settings, fitted by an earlier version or on another machine)")
-    return False, ("The sweep refitted the primary analysis" + why + ": its probabilities "
-                   "are a second Monte Carlo estimate of the run's and differ from them by "
-                   "about their Monte Carlo error, shown beside each.")
+    why = (f" (settings that differ: {', '.join(primary.settings)})" if primary.settings
+           else " (the same settings, fitted by an earlier version or on another machine)")
+    if identical is None:
+        return None, ("The sweep refitted the primary analysis" + why + "; none of its "
+                      "probabilities is at a threshold this run reports, so its values are "
+                      "labelled as the sweep's refit, not as this run's fit.")
+    engines = (primary.engine, primary.run_engine)
+    if engines == ("exact", "nuts"):
+        what = ("its probabilities are the exact engine's values, with no Monte Carlo "
+                "error; this run's are NUTS estimates of the same quantities and differ "
+                "from them by about their Monte Carlo error.")
+    elif engines == ("nuts", "exact"):
+        what = ("its probabilities are Monte Carlo estimates (± their Monte Carlo error, "
+                "shown beside each) of this run's exact values.")
+    elif engines == ("exact", "exact"):
+        what = ("both are exact values, with no Monte Carlo error: they differ only "
+                "through the settings or the version that computed them.")
+    else:
+        what = ("its probabilities are a second Monte Carlo estimate of the run's, from "
+                "another set of draws, and differ from them by about their Monte Carlo "
+                "error, shown beside each.")
+    return False, f"The sweep refitted the primary analysis{why}: {what}"
 
 
 def banners(run: RunFiles, sens: SensitivityFiles | None) -> str:
@@ -239,9 +459,48 @@ def _event(row: pd.Series) -> Markup:
     return Markup(f"P({esc(quantity)} &gt; {pct(row['threshold'])})")
 
 
-def robustness_sentence(row: pd.Series, run: RunFiles | None = None) -> Markup:
-    """One verdict of robustness.csv in plain words; with ``run``, the run's own value
-    beside the sweep's when the sweep refitted the primary analysis."""
+def primary_value(p0: object, mcse: object, own: tuple[float, float] | None,
+                  primary: SweepPrimary | None) -> tuple[Markup, Markup]:
+    """A value of the sweep's primary analysis and where it comes from, for a sentence.
+
+    Parameters
+    ----------
+    p0, mcse : object
+        The sweep's primary value and the Monte Carlo error it stored.
+    own : tuple of float, or None
+        The run's value of the same quantity and its MCSE, if the run has it.
+    primary : SweepPrimary or None
+        The sweep's primary analysis as seen from the run; None: no run to compare with.
+
+    Returns
+    -------
+    tuple of Markup
+        The value ("0.62 ± 0.018"; bare when it is the run's own fit) and where it comes
+        from: "in this run's fit (…)", "in the sweep's refit of the primary analysis"
+        with the run's value beside it and why they differ, or "in the sweep's primary
+        analysis, a different analysis from this run's" with what differs.
+    """
+    if primary is None:  # no run to compare with
+        return num(p0, 2), Markup("in the sweep's primary analysis")
+    if primary.relation == "same":
+        return num(p0, 2), Markup("in this run's fit (also the sweep's primary analysis)")
+    value = with_error(p0, mcse, primary.engine)
+    mine = with_error(own[0], own[1], primary.run_engine, short=True) if own else None
+    if primary.relation == "other":
+        beside = f"; this run's value: {mine}" if mine is not None else ""
+        return value, Markup("in the sweep's primary analysis, a different analysis from "
+                             f"this run's ({esc('; '.join(primary.differences))}{beside})")
+    where = "in the sweep's refit of the primary analysis"
+    p = _float(p0)
+    if own is not None and own[0] is not None and p is not None and abs(own[0] - p) > 1e-9:
+        where += f" (this run: {mine}, {esc(primary.reason())})"
+    return value, Markup(where)
+
+
+def robustness_sentence(row: pd.Series, primary: SweepPrimary | None = None) -> Markup:
+    """One verdict of robustness.csv in plain words; with ``primary`` (the sweep's
+    primary analysis as seen from the run), the value is labelled as the run's fit or
+    as the sweep's refit (with its Monte Carlo error and the run's value beside it)."""
     event = _event(row)
     n = _float(row.get("n_scenarios"))
     n_text = count(n) if n is not None and math.isfinite(n) else "?"
@@ -254,20 +513,16 @@ def robustness_sentence(row: pd.Series, run: RunFiles | None = None) -> Markup:
     crossings = _crossings(row)
     moved = [f"across {pct(level)} in {len(names)} of {n_text} scenarios"
              for level, names in crossings.items() if names]
-    where = "in the primary analysis"
-    if run is not None:
-        own = run_probability(run, row["outcome"], row["quantity"], float(row["threshold"]))
-        if own is not None and abs(own[0] - p0) > 1e-9:
-            where = (f"in the sweep's refit of the primary analysis (this run: "
-                     f"{num(own[0], 2)} ± {num(own[1], 3)}, the same quantity estimated "
-                     "from another set of draws)")
+    key = (row["outcome"], row["quantity"], float(row["threshold"]))
+    value, where = primary_value(p0, primary.mcse(*key) if primary else None,
+                                 primary.own(*key) if primary else None, primary)
     if moved or not_robust(row):
         what = " and ".join(moved) or esc(row.get("verdict", ""))
         return Markup(f'<span class="verdict-bad">Not robust:</span> {event} is '
-                      f"{num(p0, 2)} {where} and moves {what} (range "
+                      f"{value} {where} and moves {what} (range "
                       f"{num(row.get('probability_min'), 2)} to "
                       f"{num(row.get('probability_max'), 2)}).{tail}")
-    return Markup(f"Robust: {event} = {num(p0, 2)} {where}, and stays on the same side of "
+    return Markup(f"Robust: {event} = {value} {where}, and stays on the same side of "
                   f"50% and 95% in all {n_text} scenarios.{tail}")
 
 
@@ -275,6 +530,7 @@ def headline(run: RunFiles, sens: SensitivityFiles | None = None) -> str:
     parts = ['<p class="note">Rates are posterior medians with 95% credible intervals. The '
              'pooled mean is never the whole story: the spread between studies and the '
              'interval for a new study say how far the next study could be from it.</p>']
+    primary = sweep_primary(run, sens) if sens is not None else None
     for outcome in outcomes_of(run):
         counts = counts_of(run, outcome)
         data = ", ".join(f"{s} {e}/{t}" for s, e, t in counts)
@@ -301,7 +557,8 @@ def headline(run: RunFiles, sens: SensitivityFiles | None = None) -> str:
             rob = sens.robustness[sens.robustness["outcome"] == outcome]
             verdicts = ('<p class="headline-verdicts">Sensitivity sweep (<a '
                         'href="#sensitivity">details</a>): '
-                        + (" ".join(robustness_sentence(r, run) for _, r in rob.iterrows())
+                        + (" ".join(robustness_sentence(r, primary)
+                                    for _, r in rob.iterrows())
                            if not rob.empty else "no verdict for this outcome.") + "</p>")
         parts.append(f'<h3>{outcome_heading(outcome)}</h3><p class="headline">'
                      f'{" ".join(text)}</p>{verdicts}')
@@ -573,9 +830,11 @@ def sensitivity_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
              "changing one choice (prior, model, definition or study) from the primary "
              "analysis.</p>"]
     mismatch = sweep_mismatches(run, sens)
+    primary = sweep_primary(run, sens)
     if mismatch:
         parts.append('<div class="banner warn">This sweep\'s primary analysis is not the '
-                     f"run reported above:{bullets(mismatch)}</div>")
+                     "run reported above: its values below are the sweep's fit of "
+                     f"another analysis, not this run's estimates.{bullets(mismatch)}</div>")
     else:
         _, sentence = primary_agreement(run, sens)
         if sentence:
@@ -586,10 +845,18 @@ def sensitivity_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
                      '(status other than "ok"): their estimates are not to be trusted.</p>'
                      f"{table(list(bad.columns), bad.itertuples(index=False))}</div>")
     rob = sens.robustness
+    # The primary column holds the sweep's numbers: say whose fit they are, and give a
+    # refit's Monte Carlo error, so that no reader takes them for this run's estimates.
+    source = {"same": "the primary analysis, which is this run's fit",
+              "refit": "the sweep's refit of the primary analysis (not this run's fit; "
+                       + ("the exact engine's value" if primary.engine == "exact" else
+                          "± its Monte Carlo error") + ")",
+              "other": "the sweep's primary analysis, which is not this run's analysis "
+                       "(see above)"}[primary.relation]
     parts.append("<h3>Are the conclusions robust?</h3><p>For each tail probability, its value "
-                 "in the primary analysis, its range over the scenarios that passed their "
+                 f"in {esc(source)}, its range over the scenarios that passed their "
                  "diagnostics, and the scenarios that move it to the other side of 0.5 or "
-                 "0.95 from the primary analysis (open a count to list them). Rows in bold "
+                 "0.95 from that value (open a count to list them). Rows in bold "
                  "are <strong>not robust</strong>: some scenario changes the "
                  "conclusion.</p>")
     rows = []
@@ -598,9 +865,12 @@ def sensitivity_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
         not_counted = scenario_list(r.get("not_counted"))
         verdict = str(r.get("verdict", ""))
         flagged = not_robust(r) and not verdict.lower().startswith("not robust")
+        value = (num(r["probability_primary"], 2) if primary.relation == "same" else
+                 with_error(r["probability_primary"],
+                            primary.mcse(r["outcome"], r["quantity"], r["threshold"]),
+                            primary.engine, short=True))
         rows.append([
-            outcome_label(r["outcome"]), _event(r),
-            num(r["probability_primary"], 2),
+            outcome_label(r["outcome"]), _event(r), value,
             Markup(f"{num(r['probability_min'], 2)} to {num(r['probability_max'], 2)}"),
             Markup(f'<span class="small">min: {esc(r.get("min_scenario", ""))}<br>max: '
                    f'{esc(r.get("max_scenario", ""))}</span>'),
@@ -609,14 +879,19 @@ def sensitivity_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
             bullets(not_counted) if not_counted else "none",
             Markup(f"{'<strong>NOT robust</strong>: ' if flagged else ''}"
                    f"{esc(verdict)}")])
+    header = {"same": "primary (this run's fit)", "refit": "primary (sweep's refit)",
+              "other": "primary (sweep's, another analysis)"}[primary.relation]
     parts.append(table(
-        ["outcome", "probability", "primary", "range", "range at", "crosses 0.5",
+        ["outcome", "probability", header, "range", "range at", "crosses 0.5",
          "crosses 0.95", "not counted", "verdict"], rows, numeric=(2, 3),
         row_classes=["flag" if not_robust(r) else "" for _, r in rob.iterrows()]))
     changes = crossing_scenarios(rob, scenarios)
     parts.append("<h3>Estimates by scenario</h3><p class=note>Median (95% interval); † = "
                  "prior-dominated; rows in bold (‡) are scenarios that change a conclusion "
                  "of the primary analysis, listed under their name.</p>")
+    # The primary row shows the sweep's numbers: whose fit they are, as in the table above.
+    tag = {"same": "primary: this run's fit", "refit": "primary: the sweep's refit",
+           "other": "the sweep's primary analysis, not this run's"}[primary.relation]
     for outcome in dict.fromkeys(frame["outcome"]):
         sub = frame[frame["outcome"] == outcome]
         quantities = list(dict.fromkeys(sub["quantity"]))
@@ -627,13 +902,13 @@ def sensitivity_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
                                                           "definition", "excluded")
                              if k in first and str(first[k]).strip())
             label = first.get("label") or scenario
-            primary = " (primary)" if truthy(first.get("primary")) else ""
+            mine = f" ({esc(tag)})" if truthy(first.get("primary")) else ""
             by = {q: g.iloc[0] for q, g in group.groupby("quantity")}
             status = first["status"]
             changed = changes.get((outcome, scenario), [])
             mark = (f'<br><span class="small">‡ changes: {"; ".join(changed)}</span>'
                     if changed else "")
-            rows.append([Markup(f"<strong>{esc(label)}</strong>{primary}"
+            rows.append([Markup(f"<strong>{esc(label)}</strong>{mine}"
                                 f"{' ‡' if changed else ''}<br>"
                                 f'<span class="small">{esc(what)}</span>{mark}'),
                          count(first.get("n_studies")), status,
@@ -658,7 +933,14 @@ def sensitivity_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
     else:
         parts.append('<p class="note">No psense.csv (power-scaling sensitivity) in the '
                      "sweep.</p>")
-    parts.append(figures(embed_plots(sens.path, *sens.plots)))
+    plots = figures(embed_plots(sens.path, *sens.plots))
+    if plots and primary.relation != "same":
+        # The sweep drew its plots without knowing this run: their PRIMARY row is its own.
+        parts.append(f'<p class="note">In the sweep\'s plots, PRIMARY marks '
+                     f"{esc(primary.name)}"
+                     + (", a different analysis from this run's." if primary.relation ==
+                        "other" else ", not this run's fit.") + "</p>")
+    parts.append(plots)
     if sens.manifest is not None:
         parts.append("<details><summary>The sweep's manifest.json</summary><pre>"
                      f"{esc(json.dumps(sens.manifest, indent=2))}</pre></details>")
@@ -771,17 +1053,19 @@ def reproducibility(run: RunFiles, date: dt.date) -> str:
 
 # --- the document -------------------------------------------------------------------------
 
-def _rho_scenarios(sens: SensitivityFiles, event: str) -> tuple[list, float | None]:
+def _rho_scenarios(sens: SensitivityFiles, event: str
+                   ) -> tuple[list, float | None, float | None]:
     """(label, probability, status) of the sweep's scenarios that change the prior of
-    rho, for the joint-probability event, and the primary's value."""
+    rho, for the joint-probability event, and the primary's value and its MCSE."""
     varied = dict(zip(sens.sensitivity["scenario"], sens.sensitivity["varied"], strict=False))
     p = sens.probabilities
     rows = p[p["quantity"] == event]
     primary = rows[rows["primary"].map(truthy).fillna(False).astype(bool)]
     p0 = _float(primary["probability"].iloc[0]) if len(primary) else None
+    mcse = _float(primary["mcse"].iloc[0]) if len(primary) and "mcse" in primary else None
     found = [(r["label"], _float(r["probability"]), r["status"]) for _, r in rows.iterrows()
              if varied.get(r["scenario"]) == "correlation_prior"]
-    return found, p0
+    return found, p0, mcse
 
 
 def benefit_risk_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
@@ -837,21 +1121,28 @@ def benefit_risk_section(run: RunFiles, sens: SensitivityFiles | None) -> str:
                                else "probability", "if independent"], ncb_rows,
                               numeric=(1, 2, 3)), len(ncb_rows), "harm weights"))
     entries, _ = run.plots
-    chosen = [e for e in entries if e.get("name") in ("benefit-risk",
-                                                      "benefit-risk-acceptability")]
+    chosen = [e for e in entries if e.get("name") in BENEFIT_RISK_PLOTS]
     parts.append(figures(embed_plots(run.path, chosen, [])))
     if sens is not None and len(joint):
         event = (f"P(new-study {benefit} > {num(spec.get('benefit_threshold'), 2)} and "
                  f"{risk} < {num(spec.get('risk_threshold'), 2)})")
         event_key = (f"P(new-study {benefit} > {spec.get('benefit_threshold'):g} and "
                      f"{risk} < {spec.get('risk_threshold'):g})")
-        found, p0 = _rho_scenarios(sens, event_key)
+        found, p0, mcse = _rho_scenarios(sens, event_key)
         if found and p0 is not None:
+            # The run's own value of the event is the new-study joint row above.
+            # Separate fits store no Monte Carlo error of their product (the table shows
+            # none for them either), so none is claimed.
+            new_study = joint[joint["quantity"] == "theta_new"]
+            own = ((_float(new_study["probability"].iloc[0]),
+                    _float(new_study["mcse"].iloc[0]) if correlated else None)
+                   if len(new_study) else None)
+            value, where = primary_value(p0, mcse, own, sweep_primary(run, sens))
             crossing = [label for label, p, status in found if p is not None
                         and str(status).strip() == "ok"
                         and any((p > level) != (p0 > level) for level in (0.5, 0.95))]
             parts.append(f"<h3>Across priors of rho (sensitivity sweep)</h3><p>{esc(event)}: "
-                         f"{num(p0, 2)} in the primary analysis.</p>")
+                         f"{value} {where}.</p>")
             parts.append(table(["scenario", "probability", "status"],
                                [[label, num(p, 3), status] for label, p, status in found],
                                numeric=(1,)))
@@ -875,14 +1166,36 @@ def design_html(design, run: RunFiles) -> str:
     return _section("design", design_section(design, run=run))
 
 
+def calibration_html(calibration) -> str:
+    """The calibration section, when a calibration directory is given."""
+    if calibration is None:
+        return ""
+    from bayes_dress.report.calibration_section import calibration_section
+
+    return _section("calibration", calibration_section(calibration))
+
+
+#: Plots the benefit-risk section shows itself (so the plots section leaves them out).
+BENEFIT_RISK_PLOTS = ("benefit-risk", "benefit-risk-acceptability")
+
+
+def _plots_not_shown_above(run: RunFiles, *, benefit_risk: bool):
+    """The run's plot entries and problems, without those a section above embeds."""
+    entries, problems = run.plots
+    if benefit_risk:
+        entries = [e for e in entries if e.get("name") not in BENEFIT_RISK_PLOTS]
+    return entries, problems
+
+
 def render(run: RunFiles, sens: SensitivityFiles | None, *, title: str | None,
-           date: dt.date, design=None) -> str:
+           date: dt.date, design=None, calibration=None) -> str:
     model = run.manifest.get("model") or {}
     title = title or f"Bayesian meta-analysis: {model.get('title') or 'report'}"
     outcomes = ", ".join(outcome_label(o) for o in outcomes_of(run))
     css = resources.files("bayes_dress.report").joinpath("report.css").read_text(encoding="utf-8")
     optional = {"benefit_risk": benefit_risk_section(run, sens),
-                "design": design_html(design, run)}
+                "design": design_html(design, run),
+                "calibration": calibration_html(calibration)}
     present = [(k, n) for k, n in SECTIONS if k not in OPTIONAL_SECTIONS or optional[k]]
     toc = "".join(f'<li><a href="#{key}">{esc(name)}</a></li>' for key, name in present)
     body = [
@@ -894,9 +1207,11 @@ def render(run: RunFiles, sens: SensitivityFiles | None, *, title: str | None,
         f'<nav class="toc"><ol>{toc}</ol></nav>',
         headline(run, sens), diagnostics(run), data_section(run), models_section(run),
         optional["benefit_risk"],
-        _section("plots", figures(embed_plots(run.path, *run.plots))
+        _section("plots", figures(embed_plots(run.path, *_plots_not_shown_above(
+                     run, benefit_risk=bool(optional["benefit_risk"]))))
                  or '<p class="note">No plots.</p>'),
-        posterior_section(run), sensitivity_section(run, sens), optional["design"],
+        posterior_section(run), sensitivity_section(run, sens), optional["calibration"],
+        optional["design"],
         limitations(run, sens), reproducibility(run, date),
         '<footer class="small">Written by bayes-dress. Self-contained: no scripts, no '
         "network resources.</footer>",

@@ -14,9 +14,11 @@ from functools import cached_property
 
 import pandas as pd
 
+from bayes_dress.data.selection import check_definitions, check_exclusions
 from bayes_dress.data.table import StudyTable
 from bayes_dress.errors import SpecError, choices
 from bayes_dress.fitting.fit import prepare
+from bayes_dress.models import get_model
 from bayes_dress.sensitivity.psense import PSENSE_COLUMNS
 from bayes_dress.sensitivity.runner import Progress, Task, TaskResult, make_tasks, run_tasks
 from bayes_dress.sensitivity.spec import (
@@ -48,6 +50,16 @@ class SweepPlan:
     scenarios: list[Scenario]
     headlines: tuple[Headline, ...]
     tasks: list[Task]
+
+    def structures_to_compile(self) -> list[str]:
+        """The models (one entry per compiled structure) that no fit on this machine has
+        compiled before: each costs a first compile (10-60 s) before its fits run."""
+        from bayes_dress.engines.nuts import compiled_before
+
+        structures = {t.key(): t.scenario.model for t in self.tasks
+                      if t.data is not None and t.config.engine == "nuts"}
+        return sorted(model for key, model in structures.items()
+                      if not compiled_before(get_model(model), key))
 
 
 @dataclass
@@ -122,6 +134,9 @@ def plan_sweep(spec: SweepSpec, *, config: RunConfig | None = None,
     table = prepared.table
     check_outcomes(spec, table, headlines=not thresholds and not spec.bundled)
     outcomes = tuple(o for a in prepared.analyses for o in a.outcomes)
+    # Names as the table spells them, so that a scenario compares them as the fits do.
+    config = config.replace(definitions=check_definitions(config.definitions, outcomes),
+                            exclude=check_exclusions(table, config.exclude))
     scenarios = expand(spec, table, base=config, outcomes=outcomes)
     headlines = headlines_for(spec, outcomes, thresholds)
     wanted: dict[str, list[float]] = {}

@@ -170,7 +170,8 @@ def robustness_table(probabilities: pd.DataFrame) -> pd.DataFrame:
                "not_counted": "; ".join(f"{r.scenario} ({r.status})"
                                         for r in not_counted.itertuples())}
         if counted.empty:
-            row["verdict"] = "no scenario passed its diagnostics: nothing to judge"
+            row["verdict"] = (f"{_event(quantity, threshold)}: no scenario passed its "
+                              "diagnostics, nothing to judge")
             rows.append(row)
             continue
         lo = counted.loc[counted["probability"].idxmin()]
@@ -192,12 +193,17 @@ def robustness_table(probabilities: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ROBUSTNESS_COLUMNS)
 
 
-def _verdict(p0: float, crossings: dict, n: int, quantity: str, threshold: float,
-             primary_status: str) -> str:
+def _event(quantity: str, threshold: float) -> str:
+    """A headline probability in words, as the run's own headline words it."""
     from bayes_dress.labels import quantity_label
 
-    event = (quantity if quantity.startswith("P(") else
-             f"P({quantity_label(quantity, short=True)} > {threshold:g})")
+    return (quantity if quantity.startswith("P(") else
+            f"P({quantity_label(quantity, short=True)} > {threshold:g})")
+
+
+def _verdict(p0: float, crossings: dict, n: int, quantity: str, threshold: float,
+             primary_status: str) -> str:
+    event = _event(quantity, threshold)
     if np.isnan(p0):
         if primary_status == "missing":
             return f"{event}: no primary analysis to compare with"

@@ -164,10 +164,10 @@ class RunConfig:
                   if getattr(self.sampler, k) != getattr(defaults, k)]
         notes = []
         if unused:
-            notes.append(f"--engine {self.engine} does not sample: sampler setting(s) "
+            notes.append(f"the {self.engine} engine does not sample: sampler setting(s) "
                          f"{', '.join(unused)} are ignored")
         if (self.sampler.draws, self.sampler.chains) != (defaults.draws, defaults.chains):
-            notes.append(f"--engine {self.engine}: draws x chains "
+            notes.append(f"the {self.engine} engine: draws x chains "
                          f"({self.sampler.draws} x {self.sampler.chains}) only sets the "
                          "number of prior draws (for the prior-versus-posterior "
                          "comparison); the posterior is computed, not sampled")

@@ -19,7 +19,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bayes_dress.errors import SpecError, canonical_name, choices
+from bayes_dress.errors import SpecError, canonical_name, choices, shorten
+from bayes_dress.spec.names import did_you_mean
 from bayes_dress.spec.priors import SUPPORTS, Prior, parse_prior
 
 #: Where the bundled model specs live: beside the model modules.
@@ -152,7 +153,8 @@ def resolve_priors(spec: ModelSpec, overrides: Mapping[str, str | Prior] | None 
     priors = spec.default_priors
     for name, value in (overrides or {}).items():
         if name not in spec.parameters:
-            raise SpecError(f"model '{spec.name}' has no parameter '{name}'; its parameters: "
+            raise SpecError(f"model '{spec.name}' has no parameter '{shorten(name)}'"
+                            f"{did_you_mean(name, spec.parameters)}; its parameters: "
                             f"{choices(spec.parameters)}")
         param = spec.parameters[name]
         prior = value if isinstance(value, Prior) else parse_prior(value, parameter=name)
