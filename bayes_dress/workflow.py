@@ -19,7 +19,7 @@ from bayes_dress.rundir.read import load_run
 from bayes_dress.rundir.write import RunWriter
 
 if TYPE_CHECKING:
-    from bayes_dress.plots.draw import SharedDrawing
+    from bayes_dress.plots.make import SharedDrawing
 
 
 def write_run(result: FitResult, out: str | Path, *, overwrite: bool = False,
@@ -53,7 +53,7 @@ def write_run(result: FitResult, out: str | Path, *, overwrite: bool = False,
             progress("writing tables and posteriors")
         write_fit(writer, result)
         if plots:
-            from bayes_dress.plots.draw import draw_plots
+            from bayes_dress.plots.make import draw_plots
 
             draw_plots(load_run(writer.path), writer.path / PLOTS_DIR, progress=progress,
                        workers=plot_workers)

@@ -157,14 +157,14 @@ def test_overwrite_replaces_only_when_asked(tmp_path, default_run):
 
 
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
-    import bayes_dress.plots.draw
+    import bayes_dress.plots.make
 
     def broken(run, directory, **kwargs):
         Path(directory).mkdir()
         (Path(directory) / "forest-success.png").write_bytes(b"half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bayes_dress.plots.draw, "draw_plots", broken)
+    monkeypatch.setattr(bayes_dress.plots.make, "draw_plots", broken)
     # Ctrl-C: one line, exit status 130, nothing left behind.
     result = CliRunner().invoke(main, ["fit", *SMALL, "--outcome", "success", "--out",
                                        str(tmp_path / "run")])

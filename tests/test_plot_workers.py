@@ -19,13 +19,12 @@ SCRIPT = textwrap.dedent("""
     from bayes_dress.plots.workers import PlotWorkers
 
     workers = PlotWorkers.start(int(sys.argv[2]))
-    from bayes_dress.plots.draw import draw_plots
+    from bayes_dress.plots.make import draw_plots
     from bayes_dress.rundir import load_run
 
-    if sys.argv[3] == "kill":
-        for process in workers._processes:
-            os.kill(process.pid, signal.SIGKILL)
-            process.join()
+    if sys.argv[3] == "kill":  # one worker: the first, which forks no others
+        os.kill(workers._process.pid, signal.SIGKILL)
+        workers._process.join()
     run = load_run(sys.argv[1])
     index = draw_plots(run, tempfile.mkdtemp(), workers=workers)
     workers.close()

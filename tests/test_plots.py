@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 
@@ -16,7 +17,7 @@ from scipy import stats
 from bayes_dress import RunConfig, run_fit, write_run
 from bayes_dress.cli import main
 from bayes_dress.errors import RunDirError
-from bayes_dress.plots import data, draw, figures
+from bayes_dress.plots import data, draw, figures, make
 from bayes_dress.posterior import mcmc_stats
 from bayes_dress.posterior.draws import bounded_density
 from bayes_dress.rundir import load_run
@@ -193,13 +194,31 @@ def test_trace_shows_each_chain_of_the_sampled_parameters_apart(nuts_run):
     assert [ax.get_title() for ax in fig.axes[:FAST.chains]] == [
         f"chain {c}" for c in range(FAST.chains)]
     assert [ax.get_ylabel() for ax in fig.axes[::FAST.chains]] == ["m", "phi"]
-    step = -(-FAST.draws // figures.TRACE_POINTS)  # at most TRACE_POINTS a chain
+    enveloped = FAST.draws > 2 * figures.TRACE_POINTS  # drawn at screen resolution
     for ax in fig.axes:
-        assert len(ax.lines[0].get_xdata()) == -(-FAST.draws // step)
-    if step > 1:
-        assert f"One draw in {step} is shown" in caption
+        n = len(ax.lines[0].get_xdata())
+        assert n == (2 * figures.TRACE_POINTS if enveloped else FAST.draws)
+    assert ("drawn at the panel's resolution" in caption) == enveloped
     assert not caption.startswith("Success")
     figures.close(fig)
+
+
+def test_a_long_trace_is_drawn_as_its_envelope_at_screen_resolution():
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=5003)
+    values[1234] = 9.0  # one excursion must survive the reduction
+    x = np.arange(values.size)
+    xs, ys = figures.trace_envelope(x, values, 100)
+    assert len(xs) == 200 and np.all(np.diff(xs) >= 0)  # in draw order
+    np.testing.assert_array_equal(values[xs], ys)  # only real draws, at their positions
+    assert ys.max() == 9.0 and ys.min() == values.min()
+    edges = np.linspace(0, values.size, 101).astype(int)
+    for a, b in itertools.pairwise(edges):  # each column's exact range
+        inside = (xs >= a) & (xs < b)
+        assert ys[inside].min() == values[a:b].min()
+        assert ys[inside].max() == values[a:b].max()
+    short = np.arange(150.0)
+    assert figures.trace_envelope(short, short, 100)[0] is short  # short chains: whole
 
 
 def test_rank_plot_thins_draws_to_about_the_ess(nuts_run):
@@ -325,7 +344,7 @@ def test_a_missing_posterior_file_says_why(nuts_run, tmp_path):
 def test_plot_command_notes_a_stale_report(nuts_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(nuts_run, run)
-    assert draw.stale_report_note(run) is None
+    assert make.stale_report_note(run) is None
     (run / "report.html").write_text("<html>old plots</html>")
     result = CliRunner().invoke(main, ["plot", str(run)], catch_exceptions=False)
     assert result.exit_code == 0

@@ -1,16 +1,10 @@
-"""Drawing a run's plots from its saved files, and redrawing them.
+"""What each of a run's plots is, and drawing them.
 
-``bayes-dress fit`` and ``bayes-dress plot RUN_DIR`` both call :func:`draw_plots` on a
-run read by :func:`bayes_dress.rundir.load_run`, so a redraw gives the same figures as
-the fit did. Each plot is written as ``plots/NAME.png`` and ``plots/NAME.svg``, and
-``plots/index.json`` lists them in reading order with their hashes::
-
-    [{"name": "forest-success", "title": "...", "caption": "...", "outcome": "success",
-      "png": "plots/forest-success.png", "svg": "plots/forest-success.svg",
-      "png_sha256": "...", "svg_sha256": "..."}, ...]
-
-What each plot shows, as numbers, is in :mod:`bayes_dress.plots.data`; the drawing is in
-:mod:`bayes_dress.plots.figures`.
+Each plot of a saved run (read by :func:`bayes_dress.rundir.load_run`) is a job of
+:func:`plot_jobs`: a file name and a function that draws it from the run's files. Which
+process draws which job, and the index of what was drawn, are in
+:mod:`bayes_dress.plots.make`; what each plot shows, as numbers, is in
+:mod:`bayes_dress.plots.data`; the drawing is in :mod:`bayes_dress.plots.figures`.
 """
 
 from __future__ import annotations
@@ -18,30 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Protocol
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-from bayes_dress.errors import RunDirError
 from bayes_dress.labels import outcome_label
 from bayes_dress.plots import data, figures
 from bayes_dress.rundir import layout
-from bayes_dress.rundir.atomic import atomic_directory, sha256
-from bayes_dress.rundir.read import SavedAnalysis, SavedRun, load_run
-from bayes_dress.rundir.write import json_text
-
-
-class SharedDrawing(Protocol):
-    """Processes sharing the plots of a run (:mod:`bayes_dress.plots.workers`)."""
-
-    count: int
-
-    def next_job(self) -> int: ...
-
-    def draw(self, run_dir: Path, directory: Path, options: dict,
-             draw_own: Callable[[], list]) -> list: ...
+from bayes_dress.rundir.atomic import sha256
+from bayes_dress.rundir.read import SavedAnalysis, SavedRun
 
 #: The outcomes of the benefit-risk plot: benefit on x, harm on y.
 BENEFIT_OUTCOME, RISK_OUTCOME = "success", "severe_ae"
@@ -126,9 +106,9 @@ def _ppc(run: SavedRun, outcome: str):
 
 def _trace(analysis: SavedAnalysis):
     draws = data.sampled_draws(analysis)
-    step = max(1, -(-draws.sizes["draw"] // figures.TRACE_POINTS))
-    shown = (f" One draw in {step} is shown ({-(-draws.sizes['draw'] // step)} of "
-             f"{draws.sizes['draw']} per chain)." if step > 1 else "")
+    shown = (f" {draws.sizes['draw']} draws a chain are drawn at the panel's resolution: "
+             f"each of {figures.TRACE_POINTS} columns spans the lowest to the highest draw "
+             "it covers." if draws.sizes["draw"] > 2 * figures.TRACE_POINTS else "")
     caption = (f"Draws of the parameters the sampler drew ({', '.join(draws.data_vars)}): "
                "one row per parameter, one column per chain, on a shared scale per row "
                "(dashed: median of all chains). Chains that wander around the same level "
@@ -241,7 +221,8 @@ def _cost(name: str) -> int:
     return max((c for kind, c in _COST.items() if name.startswith(kind)), default=1)
 
 
-def _draw_one(name: str, outcome: str | None, draw: Callable, directory: Path) -> dict:
+def draw_one(name: str, outcome: str | None, draw: Callable, directory: Path) -> dict:
+    """Draw one job of :func:`plot_jobs` into ``directory``; its index entry."""
     title, caption, fig = draw()
     png, svg = figures.save(fig, directory, name, dpi=PNG_DPI)
     return {"name": name, "title": title, "caption": caption, "outcome": outcome,
@@ -251,117 +232,42 @@ def _draw_one(name: str, outcome: str | None, draw: Callable, directory: Path) -
 
 def draw_share(run: SavedRun, directory: Path, next_job: Callable[[], int], *,
                benefit_threshold: float | None = None, risk_threshold: float | None = None
-               ) -> list[tuple[int, dict]]:
+               ) -> tuple[int, list[tuple[int, dict]]]:
     """Draw plots of ``run`` into ``directory`` while ``next_job()`` hands out one: the
     share of one process when several draw a run's plots. The hand-out order is the
-    costliest first; returns (position in reading order, index entry) pairs."""
+    costliest first; returns the number of plots of the run and the (position in
+    reading order, index entry) pairs drawn here."""
     jobs = plot_jobs(run, benefit_threshold=benefit_threshold, risk_threshold=risk_threshold)
     order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i][0]))
     drawn = []
     while (turn := next_job()) < len(order):
         number = order[turn]
         name, outcome, draw = jobs[number]
-        drawn.append((number, _draw_one(name, outcome, draw, directory)))
-    return drawn
+        drawn.append((number, draw_one(name, outcome, draw, directory)))
+    return len(jobs), drawn
 
 
 def warm_up() -> None:
-    """Import what drawing a run's plots imports and render one text, so a plot worker
-    started ahead of time spends its first plot drawing rather than loading."""
+    """Do once what drawing a run's plots does the first time: import the plotting
+    stack, read a netCDF file (xarray's backends, and its check for dask arrays) and
+    render a text, so that a plot worker started ahead of time spends its first plot
+    drawing rather than loading."""
     import io
+    import tempfile
 
     import arviz_plots  # noqa: F401
     import arviz_stats  # noqa: F401
-    import netCDF4  # noqa: F401
+    import numpy as np
     import scipy.stats  # noqa: F401
-    import xarray  # noqa: F401
+    import xarray as xr
     from matplotlib.figure import Figure
 
+    with tempfile.TemporaryDirectory(prefix="bayes-dress-warm-") as tmp:
+        path = Path(tmp) / "warm.nc"
+        xr.DataTree.from_dict({"posterior": xr.Dataset({"x": ("draw", np.zeros(2))})}
+                              ).to_netcdf(path, engine="netcdf4")
+        with xr.open_datatree(path, engine="netcdf4") as tree:
+            tree.load()
     fig = Figure(figsize=(1, 1))
     fig.text(0.5, 0.5, "0.5")
     fig.savefig(io.BytesIO(), format="png")
-
-
-def draw_plots(run: SavedRun, directory: str | Path, *,
-               benefit_threshold: float | None = None, risk_threshold: float | None = None,
-               progress: Callable[[str], None] | None = None,
-               workers: SharedDrawing | None = None) -> list[dict]:
-    """Draw every plot of a saved run into ``directory`` (its ``plots`` folder).
-
-    Parameters
-    ----------
-    run : SavedRun
-        The run, as :func:`bayes_dress.rundir.load_run` reads it.
-    directory : str or Path
-    benefit_threshold, risk_threshold : float, optional
-        The benefit-risk plot's thresholds [the run's].
-    progress : callable, optional
-        ``progress(message)`` once, as drawing starts.
-    workers : SharedDrawing, optional
-        Processes that draw a share of the plots (``PlotWorkers.start()`` of
-        :mod:`bayes_dress.plots.workers`); the files are the same as without them.
-
-    Returns
-    -------
-    list of dict
-        The index written to ``index.json``: name, title, caption, outcome (or None),
-        png, svg and their SHA-256, in reading order.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    options = {"benefit_threshold": benefit_threshold, "risk_threshold": risk_threshold}
-    jobs = plot_jobs(run, **options)
-    processes = 1 + (workers.count if workers is not None else 0)
-    if progress:
-        progress(f"drawing {len(jobs)} plots (PNG and SVG)"
-                 + (f" in {processes} processes" if processes > 1 else ""))
-    if processes == 1:
-        turns = iter(range(len(jobs) + 1))
-        delivered = draw_share(run, directory, lambda: next(turns), **options)
-    else:
-        delivered = workers.draw(run.path, directory, options, lambda: draw_share(
-            run, directory, workers.next_job, **options))
-    entries = dict(delivered)
-    for number, (name, outcome, draw) in enumerate(jobs):
-        if number not in entries:  # a worker failed or died: draw its plots here
-            entries[number] = _draw_one(name, outcome, draw, directory)
-    index = [entries[number] for number in range(len(jobs))]
-    (directory / layout.PLOT_INDEX).write_text(json_text(index), encoding="utf-8")
-    return index
-
-
-def stale_report_note(run_dir: str | Path) -> str | None:
-    """A note when ``run_dir/report.html`` exists: it embeds the plots it was written
-    with, not a redraw's."""
-    report = Path(run_dir) / layout.REPORT
-    if not report.is_file():
-        return None
-    return (f"note: {report} embeds the previous plots: rerun bayes-dress report "
-            f"{run_dir} [SENS_DIR] to update it")
-
-
-def plot_run(run_dir: str | Path, *, benefit_threshold: float | None = None,
-             risk_threshold: float | None = None, workers: SharedDrawing | None = None,
-             progress: Callable[[str], None] | None = None) -> list[dict]:
-    """(Re)draw every plot of a saved run from the files in ``run_dir`` only.
-
-    ``run_dir/plots`` is replaced atomically (drawn in a hidden sibling, then moved into
-    place); nothing else in the run directory changes. ``workers`` share the drawing
-    (see :func:`draw_plots`).
-
-    Raises
-    ------
-    RunDirError
-        ``run_dir`` is not a readable run directory.
-    """
-    run = load_run(run_dir)
-    for analysis in run.analyses.values():
-        analysis.tree  # noqa: B018 - fail on a missing posterior before replacing plots
-    try:
-        with atomic_directory(run.path / layout.PLOTS_DIR, overwrite=True) as tmp:
-            index = draw_plots(run, tmp, benefit_threshold=benefit_threshold,
-                               risk_threshold=risk_threshold, workers=workers,
-                               progress=progress)
-    except PermissionError as err:
-        raise RunDirError(f"cannot write plots in '{run.path}': {err.strerror}") from None
-    return index

@@ -7,6 +7,7 @@ state), except the rank plots, which arviz-plots draws.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -289,8 +290,25 @@ def acceptability_figure(data: dict, *, title: str) -> Figure:
 CHAIN_COLORS = ["black", "0.55", "0.3", "0.7"]
 CHAIN_STYLES = ["-", "--", ":", "-."]
 RANK_YLABEL = "ECDF − uniform"
-#: Draws shown per chain in a trace plot, at most.
+#: Columns of a trace panel (about its width in pixels): a chain longer than this is
+#: drawn as the lowest and highest draw of each column (see :func:`trace_envelope`).
 TRACE_POINTS = 500
+
+
+def trace_envelope(x: np.ndarray, values: np.ndarray, columns: int = TRACE_POINTS
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """A chain drawn at screen resolution: for each of ``columns`` runs of consecutive
+    draws, its lowest and its highest draw, in the order they occur. The line covers
+    exactly the band the full chain would paint at that width (a stuck stretch or a
+    single excursion stays visible), with at most 2 x ``columns`` points."""
+    n = len(values)
+    if n <= 2 * columns:
+        return x, values
+    edges = np.linspace(0, n, columns + 1).astype(int)
+    at_low = np.array([a + np.argmin(values[a:b]) for a, b in itertools.pairwise(edges)])
+    at_high = np.array([a + np.argmax(values[a:b]) for a, b in itertools.pairwise(edges)])
+    shown = np.sort(np.c_[at_low, at_high], axis=1).reshape(-1)  # in draw order
+    return x[shown], values[shown]
 
 
 def _chain_styles(n: int) -> tuple[list[str], list[str]]:
@@ -319,21 +337,23 @@ def trace_figure(draws: xr.Dataset, *, title: str) -> Figure:
     Side by side (shared y axis per row) instead of overlaid, so chains stay apart in
     grayscale however many draws they have.
     """
+    from matplotlib.ticker import MaxNLocator
+
     rows = _trace_rows(draws)
     chains = [str(c) for c in draws["chain"].values]
     fig = Figure(figsize=(1.2 + 2.6 * len(chains), 0.9 + 1.5 * len(rows)),
                  layout="constrained")
     axes = fig.subplots(len(rows), len(chains), squeeze=False, sharex=True, sharey="row")
     x = draws["draw"].values
-    # At most TRACE_POINTS per chain are drawn (every k-th draw): a panel is ~300 pixels
-    # wide, so more points only cost drawing time; the caption says how many are shown.
-    step = max(1, -(-len(x) // TRACE_POINTS))
     for r, (label, values) in enumerate(rows):
         for c, chain in enumerate(chains):
             ax = axes[r, c]
-            ax.plot(x[::step], values[c][::step], color="black", linewidth=0.4)
+            ax.plot(*trace_envelope(x, values[c]), color="black", linewidth=0.4)
             ax.axhline(np.median(values), color="0.6", linewidth=0.8, linestyle="--")
             ax.tick_params(labelsize=7)
+            # Few ticks: each costs a text layout per file, and eight panels share them.
+            ax.xaxis.set_major_locator(MaxNLocator(3))
+            ax.yaxis.set_major_locator(MaxNLocator(4))
             if r == 0:
                 ax.set_title(f"chain {chain}", fontsize=8)
             if r == len(rows) - 1:
@@ -351,6 +371,7 @@ def rank_figure(draws: xr.Dataset, *, title: str) -> Figure:
     their effective sample size (:func:`bayes_dress.plots.data.thin_to_ess`).
     """
     import arviz_plots as azp
+    from matplotlib.ticker import MaxNLocator
 
     colors, styles = _chain_styles(draws.sizes["chain"])
     pc = azp.plot_rank(xr.DataTree.from_dict({"posterior": draws}), backend="matplotlib",
@@ -366,6 +387,8 @@ def rank_figure(draws: xr.Dataset, *, title: str) -> Figure:
         ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
         ax.set_ylabel(RANK_YLABEL, fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(3))
+        ax.yaxis.set_major_locator(MaxNLocator(4))
         for line in ax.lines:
             line.set_rasterized(True)  # long chains: a bitmap layer keeps the SVG small
     return fig

@@ -232,12 +232,30 @@ class SamplingProgress:
                       f"{divergences} divergences so far, {now - self._start:.0f} s)")
 
 
-def _wait(sampler, watch: SamplingProgress | None = None):
-    """The raw trace of a background nutpie sampler, polled so that an interrupt or a
-    termination stops the sampler (its threads) and propagates at once."""
+def _wait_a_little(sampler) -> bool:
+    """Wait at most :data:`POLL_SECONDS` for the sampler to finish; whether it has.
+
+    nutpie's own sampler object waits with a timeout and returns as soon as sampling
+    ends (no polling latency, which a sweep of short fits would pay on every fit); its
+    public ``wait(timeout)`` would also take the results, finished or not. Without that
+    object (another nutpie), sleep and ask."""
+    inner = getattr(sampler, "_sampler", None)
+    if inner is None or not hasattr(inner, "wait"):
+        time.sleep(POLL_SECONDS)
+        return _finished(sampler)
     try:
-        while not _finished(sampler):
-            time.sleep(POLL_SECONDS)
+        inner.wait(POLL_SECONDS)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _wait(sampler, watch: SamplingProgress | None = None):
+    """The raw trace of a background nutpie sampler, waited for in short steps so that
+    an interrupt or a termination stops the sampler (its threads) and propagates at
+    once."""
+    try:
+        while not _wait_a_little(sampler):
             if watch is not None:
                 watch.report()
         return sampler.wait()
